@@ -1,0 +1,176 @@
+"""ConvCapsule: convolutional capsules with local dynamic routing (IntermediateCaps, paper 003)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_caps.capsule_ops import capsule_initializer, dynamic_routing, predict_votes
+
+
+def capsule_patches(capsules, kernel_size, strides, padding):
+    """Gathers the k x k neighbourhood of every output position.
+
+    Args:
+        capsules: (B, H, W, C, D).
+        kernel_size, strides: ints.
+        padding: "same" (zero capsules around the grid, (k - 1) // 2 each side) or "valid".
+    Returns:
+        (B, H_out, W_out, k * k, C, D); patch index = dy * k + dx.
+    """
+    h, w = capsules.shape[1], capsules.shape[2]
+    if padding == "same":
+        total = kernel_size - 1
+        lo = total // 2
+        capsules = ops.pad(capsules, [[0, 0], [lo, total - lo], [lo, total - lo], [0, 0], [0, 0]])
+        h_out, w_out = -(-h // strides), -(-w // strides)
+    else:
+        h_out, w_out = (h - kernel_size) // strides + 1, (w - kernel_size) // strides + 1
+    patches = []
+    for dy in range(kernel_size):
+        for dx in range(kernel_size):
+            patches.append(
+                capsules[
+                    :,
+                    dy : dy + (h_out - 1) * strides + 1 : strides,
+                    dx : dx + (w_out - 1) * strides + 1 : strides,
+                ]
+            )  # (B, H_out, W_out, C, D)
+    return ops.stack(patches, axis=3)
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class ConvCapsule(keras.layers.Layer):
+    """Convolutional capsules (ConvCaps of Hinton et al. 2018 with dynamic routing).
+
+    Each output position routes its k x k x C_in input capsules (N = k * k * C_in votes per
+    output type) to the C_out output capsule types at that position: coupling softmax over
+    C_out, per position. One transform per (kernel offset, input type, output type), shared
+    across positions. Paper 003 uses kernel 3, stride 1, padding 1 ("same"), C_out = C_in,
+    Dout = Din.
+
+    Shapes (B batch, H x W grid, C types, D dim):
+        input:  (B, H, W, C_in, Din).
+        output: (B, H_out, W_out, C_out, Dout); with `return_coupling=True` also the
+                coupling coefficients (B, H_out, W_out, C_out, k * k * C_in).
+
+    Args:
+        num_capsules: C_out.
+        capsule_dim: Dout.
+        kernel_size: k (default 3).
+        strides: default 1.
+        padding: "same" (default, = padding 1 for k = 3) or "valid".
+        routings, stop_gradient, return_coupling: as in DenseCapsule.
+        kernel_initializer, kernel_regularizer: of the transforms (k*k*C_in, C_out, Din, Dout).
+    """
+
+    def __init__(
+        self,
+        num_capsules,
+        capsule_dim,
+        kernel_size=3,
+        strides=1,
+        padding="same",
+        routings=3,
+        stop_gradient=True,
+        return_coupling=False,
+        kernel_initializer="capsule",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
+        for name, value in (
+            ("num_capsules", num_capsules),
+            ("capsule_dim", capsule_dim),
+            ("kernel_size", kernel_size),
+            ("strides", strides),
+            ("routings", routings),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}.")
+        self.num_capsules = int(num_capsules)
+        self.capsule_dim = int(capsule_dim)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.padding = padding
+        self.routings = int(routings)
+        self.stop_gradient = bool(stop_gradient)
+        self.return_coupling = bool(return_coupling)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 5 or any(d is None for d in input_shape[1:]):
+            raise ValueError(
+                "ConvCapsule expects a capsule grid (batch, H, W, C, D) with known sizes, "
+                f"got {tuple(input_shape)}."
+            )
+        self.input_types = int(input_shape[3])
+        self.input_dim = int(input_shape[4])
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(
+                self.kernel_size * self.kernel_size * self.input_types,
+                self.num_capsules,
+                self.input_dim,
+                self.capsule_dim,
+            ),
+            initializer=capsule_initializer(
+                self.kernel_initializer,
+                self.kernel_size * self.kernel_size * self.input_types,
+                self.num_capsules,
+                self.capsule_dim,
+            ),
+            regularizer=self.kernel_regularizer,
+        )
+
+    def _output_grid(self, h, w):
+        if self.padding == "same":
+            return -(-h // self.strides), -(-w // self.strides)
+        k, s = self.kernel_size, self.strides
+        return (h - k) // s + 1, (w - k) // s + 1
+
+    def call(self, inputs):
+        patches = capsule_patches(inputs, self.kernel_size, self.strides, self.padding)
+        h_out, w_out = patches.shape[1], patches.shape[2]
+        n_in = patches.shape[3] * patches.shape[4]
+        u = ops.reshape(patches, (-1, n_in, self.input_dim))  # (B * H * W, k*k*C_in, Din)
+        votes = predict_votes(u, self.kernel)  # (B*H*W, C_out, N, Dout)
+        out = dynamic_routing(
+            votes, self.routings, self.stop_gradient, return_coupling=self.return_coupling
+        )
+        v, coupling = out if self.return_coupling else (out, None)
+        v = ops.reshape(v, (-1, h_out, w_out, self.num_capsules, self.capsule_dim))
+        if coupling is None:
+            return v
+        return v, ops.reshape(coupling, (-1, h_out, w_out, self.num_capsules, n_in))
+
+    def compute_output_shape(self, input_shape):
+        h, w = self._output_grid(input_shape[1], input_shape[2])
+        out = (input_shape[0], h, w, self.num_capsules, self.capsule_dim)
+        if self.return_coupling:
+            n_in = self.kernel_size**2 * input_shape[3]
+            return out, (input_shape[0], h, w, self.num_capsules, n_in)
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_capsules=self.num_capsules,
+            capsule_dim=self.capsule_dim,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            routings=self.routings,
+            stop_gradient=self.stop_gradient,
+            return_coupling=self.return_coupling,
+            kernel_initializer=(
+                self.kernel_initializer
+                if isinstance(self.kernel_initializer, str)
+                else keras.initializers.serialize(keras.initializers.get(self.kernel_initializer))
+            ),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config

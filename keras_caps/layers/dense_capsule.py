@@ -1,0 +1,142 @@
+"""DenseCapsule: fully connected capsules with dynamic routing (DigitCaps / ClassCaps)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_caps.capsule_ops import (
+    capsule_initializer,
+    dynamic_routing,
+    predict_votes,
+    predict_votes_shared,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class DenseCapsule(keras.layers.Layer):
+    """Class capsules: votes u_hat_{j|i} = W_ij u_i, then routing by agreement.
+
+    Shapes (B batch, N input capsules, J = num_capsules, Din/Dout capsule dims):
+        input:  (B, N, Din), or a capsule grid (B, H, W, T, Din) which is flattened to
+                N = H * W * T (capsule index n = (h * W + w) * T + t).
+        output: (B, J, Dout); with `return_coupling=True` also the last coupling
+                coefficients (B, J, N).
+
+    Weights: without sharing one transform per (input, output) capsule, (N, J, Din, Dout).
+    With `weight_sharing=True` (FasTrCaps Alg. 4) one transform per input capsule *type*
+    shared over all positions, (T, J, Din, Dout); this needs the grid input.
+
+    Args:
+        num_capsules: J.
+        capsule_dim: Dout.
+        routings: routing iterations (>= 1, default 3).
+        stop_gradient: gradients through the votes only in the last iteration.
+        weight_sharing: share transforms across positions.
+        return_coupling: also return the coupling coefficients.
+        kernel_initializer: "capsule" (default, see `capsule_ops.capsule_initializer`) or
+            any Keras initializer.
+        kernel_regularizer: of the transforms.
+    """
+
+    def __init__(
+        self,
+        num_capsules,
+        capsule_dim,
+        routings=3,
+        stop_gradient=True,
+        weight_sharing=False,
+        return_coupling=False,
+        kernel_initializer="capsule",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(num_capsules) < 1 or int(capsule_dim) < 1:
+            raise ValueError(
+                f"num_capsules and capsule_dim must be >= 1, got {num_capsules}, {capsule_dim}."
+            )
+        if int(routings) < 1:
+            raise ValueError(f"routings must be >= 1, got {routings}.")
+        self.num_capsules = int(num_capsules)
+        self.capsule_dim = int(capsule_dim)
+        self.routings = int(routings)
+        self.stop_gradient = bool(stop_gradient)
+        self.weight_sharing = bool(weight_sharing)
+        self.return_coupling = bool(return_coupling)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (3, 5) or any(d is None for d in input_shape[1:]):
+            raise ValueError(
+                "DenseCapsule expects capsules of shape (batch, N, D) or a capsule grid "
+                f"(batch, H, W, T, D) with known sizes, got {tuple(input_shape)}."
+            )
+        if self.weight_sharing and rank != 5:
+            raise ValueError(
+                "weight_sharing=True needs the capsule grid (batch, H, W, T, D) from "
+                "PrimaryCapsule/ConvCapsule to know the capsule types, got "
+                f"{tuple(input_shape)}."
+            )
+        self.input_dim = int(input_shape[-1])
+        self.num_inputs = int(math.prod(input_shape[1:-1]))
+        if self.weight_sharing:
+            self.num_types = int(input_shape[3])
+            rows = self.num_types
+        else:
+            self.num_types = None
+            rows = self.num_inputs
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(rows, self.num_capsules, self.input_dim, self.capsule_dim),
+            initializer=capsule_initializer(
+                self.kernel_initializer, self.num_inputs, self.num_capsules, self.capsule_dim
+            ),
+            regularizer=self.kernel_regularizer,
+        )
+
+    def votes(self, inputs):
+        """u_hat for `inputs` (see class docstring): (B, J, N, Dout)."""
+        batch = ops.shape(inputs)[0]
+        if self.weight_sharing:
+            u = ops.reshape(inputs, (batch, -1, self.num_types, self.input_dim))  # (B, P, T, Din)
+            return predict_votes_shared(u, self.kernel)
+        u = ops.reshape(inputs, (batch, self.num_inputs, self.input_dim))  # (B, N, Din)
+        return predict_votes(u, self.kernel)
+
+    def call(self, inputs):
+        return dynamic_routing(
+            self.votes(inputs),
+            iterations=self.routings,
+            stop_gradient=self.stop_gradient,
+            return_coupling=self.return_coupling,
+        )
+
+    def compute_output_shape(self, input_shape):
+        out = (input_shape[0], self.num_capsules, self.capsule_dim)
+        if self.return_coupling:
+            n = int(math.prod(input_shape[1:-1]))
+            return out, (input_shape[0], self.num_capsules, n)
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_capsules=self.num_capsules,
+            capsule_dim=self.capsule_dim,
+            routings=self.routings,
+            stop_gradient=self.stop_gradient,
+            weight_sharing=self.weight_sharing,
+            return_coupling=self.return_coupling,
+            kernel_initializer=(
+                self.kernel_initializer
+                if isinstance(self.kernel_initializer, str)
+                else keras.initializers.serialize(keras.initializers.get(self.kernel_initializer))
+            ),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config

@@ -1,0 +1,107 @@
+"""PrimaryCapsule: a convolution whose channels are grouped into capsules and squashed."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_caps.capsule_ops import squash
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class PrimaryCapsule(keras.layers.Layer):
+    """Conv2D with `num_capsules * capsule_dim` channels -> capsules of dim D -> squash.
+
+    Channel k of the convolution belongs to capsule type k // D, component k % D.
+
+    Shapes (B batch, H x W output grid, C capsule types, D capsule dim):
+        input:  (B, H_in, W_in, F) feature map.
+        output: (B, H, W, C, D) capsules; with `return_feature_map=True` also the
+                convolution's pre-squash output (B, H, W, C * D), the map that CCM and
+                channel pruning work on.
+
+    Args:
+        num_capsules: C, capsule types per position.
+        capsule_dim: D.
+        kernel_size, strides, padding: of the convolution ("valid" in Sabour's CapsNet).
+        return_feature_map: also return the convolution output.
+        kernel_initializer: of the convolution (default "he_normal": with Glorot the
+            9x9x256 convolution starts at std ~0.03 and squash, ~|s|^2 for small s, leaves
+            the capsules near zero).
+        kernel_regularizer: of the convolution.
+    """
+
+    def __init__(
+        self,
+        num_capsules,
+        capsule_dim,
+        kernel_size=9,
+        strides=2,
+        padding="valid",
+        return_feature_map=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(num_capsules) < 1 or int(capsule_dim) < 1:
+            raise ValueError(
+                f"num_capsules and capsule_dim must be >= 1, got {num_capsules}, {capsule_dim}."
+            )
+        self.num_capsules = int(num_capsules)
+        self.capsule_dim = int(capsule_dim)
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.return_feature_map = bool(return_feature_map)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.conv = keras.layers.Conv2D(
+            self.num_capsules * self.capsule_dim,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            name="conv",
+        )
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"PrimaryCapsule expects a (batch, height, width, channels) feature map, "
+                f"got shape {tuple(input_shape)}."
+            )
+        self.conv.build(input_shape)
+
+    def call(self, inputs):
+        fmap = self.conv(inputs)  # (B, H, W, C * D)
+        shape = ops.shape(fmap)
+        caps = ops.reshape(
+            fmap, (shape[0], shape[1], shape[2], self.num_capsules, self.capsule_dim)
+        )  # (B, H, W, C, D)
+        caps = squash(caps)
+        if self.return_feature_map:
+            return caps, fmap
+        return caps
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = self.conv.compute_output_shape(input_shape)
+        caps = (b, h, w, self.num_capsules, self.capsule_dim)
+        if self.return_feature_map:
+            return caps, (b, h, w, self.num_capsules * self.capsule_dim)
+        return caps
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_capsules=self.num_capsules,
+            capsule_dim=self.capsule_dim,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            return_feature_map=self.return_feature_map,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config
