@@ -1,0 +1,47 @@
+"""Atomic file writes: nothing a user trained is lost to a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yields a temporary path in the target folder; renames it onto `path` on success.
+
+    On an exception the temporary file is removed and `path` is left as it was.
+    `suffix` defaults to the extension of `path` (Keras checks ".keras" / ".weights.h5").
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if suffix is None:
+        base = os.path.basename(path)
+        suffix = base[base.index(".") :] if "." in base else ""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """Writes `text` to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def write_json(path, obj):
+    """Writes `obj` as indented JSON to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def save_model(model, path):
+    """`model.save(path)` (a .keras file, optimizer state included) written atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)

@@ -1,0 +1,126 @@
+"""Plot helpers: learning-rate schedules, accuracy curves, batch-size policies (PNG files).
+
+Each function uses the non-interactive Agg backend, writes its PNG atomically (a temporary file in
+the target folder, then os.replace) and returns the path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_caps.io_utils import atomic_path
+
+_MAX_POINTS = 200_000  # steps evaluated per LR curve (all of them up to this many)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, plt):
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _lr_values(schedule, steps):
+    """schedule(step) for each step; vectorized when the schedule is elementwise."""
+    values = np.asarray(schedule(steps), dtype=np.float64)
+    if values.shape == steps.shape:
+        return values
+    if values.size == 1:
+        return np.full(steps.shape, float(values.reshape(())), dtype=np.float64)
+    idx = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 2000)).astype(int))
+    return np.interp(np.arange(len(steps)), idx,
+                     [float(np.asarray(schedule(int(steps[i])))) for i in idx])
+
+
+def plot_lr_schedules(schedules, total_steps, path, title="learning-rate policies"):
+    """One curve per schedule over steps 0 .. total_steps - 1, log y-axis.
+
+    Args:
+        schedules: {name: LearningRateSchedule or callable step -> lr}.
+        total_steps: number of training steps to draw (>= 1).
+        path: PNG file to write.
+    Returns:
+        `path`.
+    """
+    total_steps = int(total_steps)
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}.")
+    if not schedules:
+        raise ValueError("schedules is empty: nothing to plot.")
+    if total_steps <= _MAX_POINTS:
+        steps = np.arange(total_steps, dtype=np.int64)
+    else:
+        steps = np.unique(np.linspace(0, total_steps - 1, _MAX_POINTS).astype(np.int64))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, schedule in schedules.items():
+        ax.plot(steps, _lr_values(schedule, steps), label=str(name), linewidth=1.2)
+    ax.set_yscale("log", nonpositive="mask")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path, plt)
+
+
+def plot_accuracy_curves(curves, path, ylabel="test accuracy", xlabel="epoch", title=None):
+    """One curve per entry, value i drawn at epoch i + 1.
+
+    Args:
+        curves: {name: list of floats (one per epoch)}.
+        path: PNG file to write.
+    Returns:
+        `path`.
+    """
+    if not curves:
+        raise ValueError("curves is empty: nothing to plot.")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, values in curves.items():
+        values = np.asarray(list(values), dtype=np.float64)
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=str(name))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path, plt)
+
+
+def plot_batch_schedule(policy, epochs, path, title=None):
+    """Batch size per epoch of a batch-size policy (`policy.batch_size(epoch)`), log2 y-axis.
+
+    Args:
+        policy: e.g. schedules.AdaBatch().
+        epochs: number of epochs to draw (>= 1).
+        path: PNG file to write.
+    Returns:
+        `path`.
+    """
+    epochs = int(epochs)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}.")
+    sizes = [policy.batch_size(e) for e in range(epochs)]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    x = np.arange(epochs + 1)
+    ax.step(x, sizes + sizes[-1:], where="post")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("epoch (0-based)")
+    ax.set_ylabel("batch size")
+    ax.set_title(title or type(policy).__name__)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path, plt)

@@ -1,0 +1,152 @@
+"""The training binary: artifacts, resume without repeating epochs, bad flags, distribution."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from absl import flags
+
+from train import train_capsnet
+
+
+def _flags(tmp_path, **overrides):
+    train_capsnet.define_flags()
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["prog"])
+    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values.update(
+        model_dir=str(tmp_path / "run"), conv_filters=8, conv_kernel=3, primary_capsules=4,
+        primary_dim=4, primary_kernel=3, class_dim=6, decoder="reduced", epochs=2,
+        batch_size=8, verbose=0,
+    )
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+def _data(n=48, seed=0):
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, 10, n)
+    x = (rng.rand(n, 12, 12, 1) * 40).astype("uint8")
+    for i, k in enumerate(y):
+        x[i, k : k + 3, 3:9] = 255
+    return x, y
+
+
+def test_run_writes_every_artifact(tmp_path):
+    fv = _flags(tmp_path)
+    metrics = train_capsnet.run(fv, datasets_override=(_data(), _data(16, 1)))
+    run_dir = tmp_path / "run"
+    for name in ("model.keras", "best.keras", "history.csv", "metrics.json",
+                 "checkpoints/last.keras", "checkpoints/state.json"):
+        assert (run_dir / name).exists(), name
+    assert any(os.scandir(run_dir / "logs"))
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["epochs"] == 2 and 0.0 <= saved["test_accuracy"] <= 1.0
+    assert metrics["params"] > 0 and len(metrics["history"]) == 2
+    assert (run_dir / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+def test_resume_continues_without_repeating_epochs(tmp_path):
+    data = (_data(), _data(16, 1))
+    train_capsnet.run(_flags(tmp_path, epochs=1), datasets_override=data)
+    state_path = tmp_path / "run" / "checkpoints" / "state.json"
+    assert json.loads(state_path.read_text())["epoch"] == 1
+    # an "interrupted" run: a second invocation asking for 3 epochs trains only epochs 2 and 3
+    metrics = train_capsnet.run(_flags(tmp_path, epochs=3), datasets_override=data)
+    epochs = [row["epoch"] for row in metrics["history"]]
+    assert epochs == [1, 2, 3]
+    # a finished run re-invoked trains nothing more
+    again = train_capsnet.run(_flags(tmp_path, epochs=3), datasets_override=data)
+    assert [row["epoch"] for row in again["history"]] == [1, 2, 3]
+
+
+def test_interrupted_epoch_resumes_from_last_completed(tmp_path):
+    import keras
+
+    from keras_caps.training import fit_capsnet
+    from keras_caps.training.loop import compile_capsnet
+    from train.train_capsnet import build_model_from_flags
+
+    fv = _flags(tmp_path, epochs=3)
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated interruption")
+
+    def build():
+        return compile_capsnet(build_model_from_flags(fv, (12, 12, 1), 10))
+
+    data = (_data(), _data(16, 1))
+    with pytest.raises(KeyboardInterrupt):
+        fit_capsnet(build, *data, fv.model_dir, epochs=3, batch_size=8, verbose=0,
+                    callbacks=[Crash()])
+    metrics = fit_capsnet(build, *data, fv.model_dir, epochs=3, batch_size=8, verbose=0)
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="model_dir is required"):
+        train_capsnet.run(_flags(tmp_path, model_dir=""), datasets_override=(_data(), _data()))
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
+        train_capsnet.run(_flags(tmp_path), datasets_override=((x, y + 5), _data()))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        train_capsnet.run(_flags(tmp_path, batch_size=0), datasets_override=(_data(), _data()))
+
+
+def test_training_reduces_loss_on_synthetic_data(tmp_path):
+    metrics = train_capsnet.run(
+        _flags(tmp_path, epochs=4, learning_rate=3e-3, decoder="none"),
+        datasets_override=(_data(96), _data(32, 1)),
+    )
+    losses = [row["loss"] for row in metrics["history"]]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+MIRRORED_SCRIPT = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+n = int(sys.argv[1])
+if n > 1:
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+import keras, numpy as np
+from keras_caps.models import capsnet
+from keras_caps.training import compile_capsnet, model_io
+keras.utils.set_random_seed(0)
+rng = np.random.RandomState(0)
+y = rng.randint(0, 3, 64)
+x = rng.rand(64, 12, 12, 1).astype("float32") * 0.1
+for i, k in enumerate(y):
+    x[i, 2 + 3 * k:5 + 3 * k, 2:6] = 1.0
+ds = tf.data.Dataset.from_tensor_slices((x, np.eye(3, dtype="float32")[y])).batch(16)
+ds = ds.map(lambda a, b: (a, {"lengths": b}))
+strategy = tf.distribute.MirroredStrategy() if n > 1 else tf.distribute.get_strategy()
+with strategy.scope():
+    m = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                primary_dim=4, primary_kernel=3, class_dim=6, num_classes=3, decoder=None)
+    compile_capsnet(m, keras.optimizers.SGD(0.5))
+h = m.fit(ds, epochs=4, verbose=0)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": h.history["loss"]}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_matches_one_device(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3")
+    runs = {}
+    for n in (1, 2):
+        out = subprocess.run([sys.executable, str(script), str(n)], capture_output=True,
+                             text=True, env=env, timeout=300, check=True)
+        runs[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs[2]["replicas"] == 2
+    one, two = np.array(runs[1]["loss"]), np.array(runs[2]["loss"])
+    assert two[-1] < two[0]  # it trains
+    np.testing.assert_allclose(one, two, rtol=0.05)

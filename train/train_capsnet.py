@@ -1,0 +1,156 @@
+r"""Trains a CapsNet (Sabour) or deep CapsNet (paper 003) on an image dataset.
+
+Example (quick, 2 CPU cores):
+    python -m train.train_capsnet --dataset=fashion_mnist --model_dir=runs/small \
+        --conv_filters=64 --primary_capsules=8 --epochs=3 --train_examples=10000
+
+Outputs under --model_dir: checkpoints/ (an interrupted run resumes from its last epoch),
+logs/ (TensorBoard), history.csv, metrics.json, best.keras and model.keras.
+`--flagfile=FILE` reads flags from a file.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defines this binary's flags (idempotent, so tests can import it twice)."""
+    if "model_dir" in FLAGS:
+        return
+    # data
+    flags.DEFINE_enum("dataset", "fashion_mnist", ["mnist", "fashion_mnist", "cifar10", "svhn_cropped"],
+                      "Dataset name.")
+    flags.DEFINE_string("data_dir", None, "Folder with IDX .gz files (offline) or the TFDS data dir. "
+                        "Default: /usr/share/datasets/<name>, then TFDS.")
+    flags.DEFINE_enum("data_source", "auto", ["auto", "idx", "tfds"], "Where to read data from.")
+    flags.DEFINE_integer("train_examples", None, "Use only the first N training examples.")
+    flags.DEFINE_integer("test_examples", None, "Use only the first N test examples.")
+    flags.DEFINE_integer("augment_shift", 0, "Random shift augmentation in pixels (Sabour: 2).")
+    # model
+    flags.DEFINE_enum("model", "capsnet", ["capsnet", "deep_capsnet"], "Model builder.")
+    flags.DEFINE_integer("conv_filters", 256, "capsnet: conv1 filters.")
+    flags.DEFINE_integer("conv_kernel", 9, "capsnet: conv1 kernel size.")
+    flags.DEFINE_integer("primary_capsules", 32, "capsnet: primary capsule types.")
+    flags.DEFINE_integer("primary_dim", 8, "capsnet: primary capsule dimension.")
+    flags.DEFINE_integer("primary_kernel", 9, "capsnet: primary conv kernel size.")
+    flags.DEFINE_integer("num_capsules", 20, "deep_capsnet: C.")
+    flags.DEFINE_integer("capsule_dim", 8, "deep_capsnet: D.")
+    flags.DEFINE_integer("num_intermediate", 0, "deep_capsnet: I, IntermediateCaps layers.")
+    flags.DEFINE_list("backbone_filters", ["64", "128", "128"], "deep_capsnet: backbone widths.")
+    flags.DEFINE_integer("class_dim", 16, "Class capsule dimension.")
+    flags.DEFINE_integer("routings", 3, "Routing iterations.")
+    flags.DEFINE_enum("decoder", "full", ["full", "reduced", "none"], "Reconstruction decoder.")
+    flags.DEFINE_float("recon_weight", 0.0005, "Weight of the sum-of-squares reconstruction loss.")
+    flags.DEFINE_bool("weight_sharing", False, "Share class-capsule transforms over positions.")
+    # optimisation
+    flags.DEFINE_integer("epochs", 10, "Total epochs (a resumed run trains the rest).")
+    flags.DEFINE_integer("batch_size", 64, "Batch size.")
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
+    # run
+    flags.DEFINE_string("model_dir", None, "Output folder (required).")
+    flags.DEFINE_enum("distribution_strategy", "one_device", ["one_device", "mirrored", "multi_worker"],
+                      "tf.distribute strategy.")
+    flags.DEFINE_integer("verbose", 1, "1: progress bar, 0: silent.")
+
+
+def make_strategy(name):
+    """one_device | mirrored | multi_worker -> a tf.distribute strategy."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+    return tf.distribute.OneDeviceStrategy(device)
+
+
+def build_model_from_flags(flags_obj, input_shape, num_classes):
+    """The (uncompiled) model the flags describe."""
+    from keras_caps.models import capsnet, deep_capsnet
+
+    decoder = None if flags_obj.decoder == "none" else flags_obj.decoder
+    if flags_obj.model == "capsnet":
+        return capsnet(
+            input_shape=input_shape, num_classes=num_classes,
+            conv_filters=flags_obj.conv_filters, conv_kernel=flags_obj.conv_kernel,
+            primary_capsules=flags_obj.primary_capsules, primary_dim=flags_obj.primary_dim,
+            primary_kernel=flags_obj.primary_kernel, class_dim=flags_obj.class_dim,
+            routings=flags_obj.routings, weight_sharing=flags_obj.weight_sharing,
+            decoder=decoder,
+        )
+    return deep_capsnet(
+        flags_obj.num_capsules, flags_obj.capsule_dim, flags_obj.num_intermediate,
+        input_shape=input_shape, num_classes=num_classes,
+        backbone_filters=tuple(int(f) for f in flags_obj.backbone_filters),
+        class_dim=flags_obj.class_dim, routings=flags_obj.routings, decoder=decoder,
+    )
+
+
+def load_datasets(flags_obj):
+    """((train images, labels), (test images, labels)) from the flags."""
+    from keras_caps import data
+
+    def split(name, limit):
+        return data.load_arrays(flags_obj.dataset, name, data_dir=flags_obj.data_dir,
+                                source=flags_obj.data_source, max_examples=limit)
+
+    return split("train", flags_obj.train_examples), split("test", flags_obj.test_examples)
+
+
+def run(flags_obj, datasets_override=None):
+    """Trains as the flags say; returns the metrics dict (also written to metrics.json).
+
+    Args:
+        flags_obj: parsed flags (absl FLAGS or any object with the same attributes).
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading.
+    """
+    import keras
+
+    from keras_caps import data
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    if not flags_obj.model_dir:
+        raise ValueError("--model_dir is required: the folder for checkpoints and results.")
+    keras.utils.set_random_seed(flags_obj.seed)
+    train_data, test_data = datasets_override or load_datasets(flags_obj)
+    input_shape = tuple(train_data[0].shape[1:])
+    if len(input_shape) == 2:
+        input_shape += (1,)
+    num_classes = data.info(flags_obj.dataset).num_classes
+    for name, (_, labels) in (("training", train_data), ("test", test_data)):
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
+                f"[{labels.min()}, {labels.max()}]."
+            )
+
+    def build():
+        model = build_model_from_flags(flags_obj, input_shape, num_classes)
+        return compile_capsnet(model, keras.optimizers.Adam(flags_obj.learning_rate),
+                               recon_weight=flags_obj.recon_weight)
+
+    metrics = fit_capsnet(
+        build, train_data, test_data, flags_obj.model_dir, epochs=flags_obj.epochs,
+        batch_size=flags_obj.batch_size, strategy=make_strategy(flags_obj.distribution_strategy),
+        augment_shift=flags_obj.augment_shift, seed=flags_obj.seed, verbose=flags_obj.verbose,
+    )
+    return metrics
+
+
+def main(_):
+    metrics = run(FLAGS)
+    summary = {k: v for k, v in metrics.items() if k != "history"}
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)
