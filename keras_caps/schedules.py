@@ -332,22 +332,21 @@ class WarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         return t0 * (ops.power(m, i) - 1.0) / (m - 1.0)
 
     def __call__(self, step):
-        t = _step(step)
         t0, m = float(self.first_cycle_steps), self.cycle_mult
         if m == 1.0:
-            i = ops.floor(t / t0)
-            start = i * t0
-            length = t0
-        else:
-            i = ops.floor(ops.log(1.0 + t / t0 * (m - 1.0)) / math.log(m))
-            # Guard the float rounding of log at the exact restart steps.
-            i = ops.where(t < self._cycle_start(i), i - 1.0, i)
-            i = ops.where(t >= self._cycle_start(i + 1.0), i + 1.0, i)
-            i = ops.maximum(i, 0.0)
-            start = self._cycle_start(i)
-            length = t0 * ops.power(m, i)
-        frac = ops.clip((t - start) / length, 0.0, 1.0)
-        return _cosine(self.lr_min, self.lr_max, frac)
+            t = _step(step)
+            frac = (t - ops.floor(t / t0) * t0) / t0
+            return _cosine(self.lr_min, self.lr_max, frac)
+        # Cycle index and start in float64: float32 powers put exact restarts (e.g. step 280 for
+        # T_0 = 7, mult = 3) a fraction of a step late. `tol` absorbs the remaining rounding.
+        t = ops.maximum(ops.cast(step, "float64"), 0.0)
+        tol = 1e-9 * (t + 1.0)
+        i = ops.floor(ops.log(1.0 + t / t0 * (m - 1.0)) / math.log(m))
+        i = ops.where(t + tol < self._cycle_start(i), i - 1.0, i)
+        i = ops.where(t + tol >= self._cycle_start(i + 1.0), i + 1.0, i)
+        i = ops.maximum(i, 0.0)
+        frac = ops.clip((t - self._cycle_start(i)) / (t0 * ops.power(m, i)), 0.0, 1.0)
+        return _cosine(self.lr_min, self.lr_max, ops.cast(frac, _DTYPE))
 
     def get_config(self):
         return {
@@ -712,3 +711,63 @@ def steps_for_epochs(policy, num_examples, epochs):
     """Optimizer steps in each of the first `epochs` epochs under `policy` (a list of ints)."""
     epochs = _int("epochs", epochs, 0)
     return [policy.steps_per_epoch(e, num_examples) for e in range(epochs)]
+
+
+LR_POLICIES = ("fixed", "step", "exponential", "polynomial", "one_cycle", "warm_restarts",
+               "cosine", "triangular", "warmadabatch")
+
+
+def schedule_for_run(policy, num_examples, epochs, batch_policy, lr=1e-3, lr_min=1e-4,
+                     decay_rate=0.96, decay_steps=2000, drop=0.5, drop_epochs=10, power=1.0,
+                     cycle_epochs=1.0, cycle_mult=1.0):
+    """The LR schedule of a training run, with step counts derived from its batch policy.
+
+    Epoch-based lengths (cycles, drops, totals) are converted to steps with the steps that
+    `batch_policy` really produces, so they stay right when the batch size changes.
+
+    Args:
+        policy: one of LR_POLICIES. "warmadabatch" takes `batch_policy.lr_schedule` (a
+            WarmAdaBatch policy is required): one cosine cycle over the small-batch phase,
+            a second over the rest.
+        num_examples: training examples per epoch.
+        epochs: training epochs.
+        batch_policy: a BatchSizePolicy.
+        lr: the initial / maximum learning rate; lr_min the minimum.
+        decay_rate, decay_steps: exponential decay (paper: 0.96 every 2,000 steps).
+        drop, drop_epochs: step decay (lr *= drop every drop_epochs epochs).
+        power: polynomial decay from lr to lr_min over the run.
+        cycle_epochs, cycle_mult: warm restarts (first cycle length in epochs, growth) and
+            triangular (half-cycle length in epochs).
+    """
+    per_epoch = steps_for_epochs(batch_policy, num_examples, epochs)
+    total = sum(per_epoch)
+
+    def epochs_to_steps(n):
+        whole = int(n)
+        steps = sum(per_epoch[:whole])
+        if whole < len(per_epoch):
+            steps += int(round((n - whole) * per_epoch[whole]))
+        return max(1, steps)
+
+    policy = policy.lower().replace("-", "_")
+    if policy == "warmadabatch":
+        if not isinstance(batch_policy, WarmAdaBatch):
+            raise ValueError("lr policy 'warmadabatch' needs batch policy 'warmadabatch'.")
+        return batch_policy.lr_schedule(num_examples, epochs, lr_min=lr_min, lr_max=lr)
+    if policy == "fixed":
+        return FixedLR(lr)
+    if policy == "step":
+        return StepDecay(lr, drop, epochs_to_steps(drop_epochs))
+    if policy == "exponential":
+        return ExponentialDecay(lr, decay_rate, decay_steps)
+    if policy == "polynomial":
+        return PolynomialDecay(lr, lr_min, total, power)
+    if policy == "one_cycle":
+        return OneCycle(lr_min, lr, total)
+    if policy == "warm_restarts":
+        return WarmRestarts(lr_min, lr, epochs_to_steps(cycle_epochs), cycle_mult)
+    if policy == "cosine":
+        return CosineAnnealing(lr, lr_min, total)
+    if policy == "triangular":
+        return Triangular(lr_min, lr, epochs_to_steps(cycle_epochs))
+    raise ValueError(f"unknown lr policy {policy!r}; choose one of {list(LR_POLICIES)}.")

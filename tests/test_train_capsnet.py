@@ -95,8 +95,40 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     x, y = _data()
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
         train_capsnet.run(_flags(tmp_path), datasets_override=((x, y + 5), _data()))
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         train_capsnet.run(_flags(tmp_path, batch_size=0), datasets_override=(_data(), _data()))
+
+
+def test_adaptive_batch_really_changes_batch_size_and_lr_restarts(tmp_path):
+    """WarmAdaBatch: the batch size the model sees changes at the epoch the policy says."""
+    import keras
+
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    seen = []
+    fv = _flags(tmp_path, epochs=3, batch_policy="warmadabatch", batch_warmup_size=4,
+                batch_warmup_epochs=1, batch_exponent=4, learning_rate=2e-3, lr_min=1e-4)
+    batch_policy = train_capsnet.batch_policy_from_flags(fv)
+    x, y = _data(32)
+    optimizer = train_capsnet.optimizer_from_flags(fv, len(x), batch_policy)
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(int(self.model.optimizer.iterations.numpy()))
+
+    def build():
+        model = train_capsnet.build_model_from_flags(fv, (12, 12, 1), 10)
+        return compile_capsnet(model, optimizer)
+
+    fit_capsnet(build, (x, y), _data(8, 1), fv.model_dir, epochs=3,
+                batch_policy=batch_policy, verbose=0, callbacks=[Spy()])
+    # epoch 0: batch 4 -> 8 steps; epochs 1, 2: batch 16 -> 2 steps each
+    assert seen == [8, 10, 12]
+    # the LR restarts to its maximum exactly at the batch-size change (step 8)
+    schedule = keras.optimizers.serialize(optimizer)["config"]["learning_rate"]
+    schedule = keras.saving.deserialize_keras_object(schedule)
+    assert float(schedule(8)) == pytest.approx(2e-3)
+    assert float(schedule(7)) < 0.2 * 2e-3
 
 
 def test_training_reduces_loss_on_synthetic_data(tmp_path):

@@ -15,6 +15,8 @@ import json
 
 from absl import app, flags
 
+from keras_caps.schedules import LR_POLICIES
+
 FLAGS = flags.FLAGS
 
 
@@ -49,8 +51,28 @@ def define_flags():
     flags.DEFINE_bool("weight_sharing", False, "Share class-capsule transforms over positions.")
     # optimisation
     flags.DEFINE_integer("epochs", 10, "Total epochs (a resumed run trains the rest).")
-    flags.DEFINE_integer("batch_size", 64, "Batch size.")
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_integer("batch_size", 64, "Batch size (batch_policy=fixed).")
+    flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd", "adagrad", "rmsprop"], "Optimizer.")
+    flags.DEFINE_float("learning_rate", 1e-3, "Learning rate (the maximum for cyclic policies).")
+    flags.DEFINE_enum("lr_policy", "fixed", list(LR_POLICIES), "Learning-rate policy.")
+    flags.DEFINE_float("lr_min", 1e-4, "Minimum LR of one_cycle / warm_restarts / cosine / "
+                       "triangular / warmadabatch; final LR of polynomial.")
+    flags.DEFINE_float("lr_decay_rate", 0.96, "exponential: decay rate.")
+    flags.DEFINE_integer("lr_decay_steps", 2000, "exponential: steps per decay.")
+    flags.DEFINE_float("lr_drop", 0.5, "step: factor per drop.")
+    flags.DEFINE_float("lr_drop_epochs", 10, "step: epochs between drops.")
+    flags.DEFINE_float("lr_power", 1.0, "polynomial: power.")
+    flags.DEFINE_float("lr_cycle_epochs", 1.0, "warm_restarts: first cycle; triangular: half "
+                       "cycle (epochs).")
+    flags.DEFINE_float("lr_cycle_mult", 1.0, "warm_restarts: cycle length multiplier.")
+    flags.DEFINE_enum("batch_policy", "fixed", ["fixed", "adabatch", "warmadabatch"],
+                      "Batch-size policy (FasTrCaps Alg. 3 / Alg. 5).")
+    flags.DEFINE_integer("batch_warmup_size", 1, "adabatch/warmadabatch: warm-up batch size.")
+    flags.DEFINE_integer("batch_warmup_epochs", 3, "adabatch/warmadabatch: warm-up epochs.")
+    flags.DEFINE_integer("batch_exponent", 4, "adabatch/warmadabatch: P, batch 2^P after warm-up.")
+    flags.DEFINE_integer("batch_epochs_per_step", 5, "adabatch: epochs per batch doubling.")
+    flags.DEFINE_integer("batch_growth_steps", None, "adabatch/warmadabatch: sizes after the "
+                         "warm-up (default 3 for adabatch, 1 for warmadabatch).")
     flags.DEFINE_integer("seed", 0, "Random seed.")
     # run
     flags.DEFINE_string("model_dir", None, "Output folder (required).")
@@ -104,6 +126,37 @@ def load_datasets(flags_obj):
     return split("train", flags_obj.train_examples), split("test", flags_obj.test_examples)
 
 
+def batch_policy_from_flags(flags_obj):
+    """The BatchSizePolicy the flags describe."""
+    from keras_caps import schedules
+
+    if flags_obj.batch_policy == "fixed":
+        return schedules.FixedBatch(flags_obj.batch_size)
+    params = dict(exponent=flags_obj.batch_exponent, warmup_epochs=flags_obj.batch_warmup_epochs,
+                  epochs_per_step=flags_obj.batch_epochs_per_step,
+                  warmup_batch_size=flags_obj.batch_warmup_size)
+    if flags_obj.batch_growth_steps is not None:
+        params["growth_steps"] = flags_obj.batch_growth_steps
+    return schedules.make_batch_policy(flags_obj.batch_policy, **params)
+
+
+def optimizer_from_flags(flags_obj, num_examples, batch_policy):
+    """Optimizer with the LR schedule the flags describe (step counts from the batch policy)."""
+    from keras_caps import schedules
+
+    policy = flags_obj.lr_policy
+    if flags_obj.batch_policy == "warmadabatch" and policy == "fixed":
+        policy = "warmadabatch"  # WarmAdaBatch is a joint batch + LR policy
+    schedule = schedules.schedule_for_run(
+        policy, num_examples, flags_obj.epochs, batch_policy, lr=flags_obj.learning_rate,
+        lr_min=flags_obj.lr_min, decay_rate=flags_obj.lr_decay_rate,
+        decay_steps=flags_obj.lr_decay_steps, drop=flags_obj.lr_drop,
+        drop_epochs=flags_obj.lr_drop_epochs, power=flags_obj.lr_power,
+        cycle_epochs=flags_obj.lr_cycle_epochs, cycle_mult=flags_obj.lr_cycle_mult,
+    )
+    return schedules.make_optimizer(flags_obj.optimizer, schedule)
+
+
 def run(flags_obj, datasets_override=None):
     """Trains as the flags say; returns the metrics dict (also written to metrics.json).
 
@@ -131,14 +184,16 @@ def run(flags_obj, datasets_override=None):
                 f"[{labels.min()}, {labels.max()}]."
             )
 
+    batch_policy = batch_policy_from_flags(flags_obj)
+
     def build():
         model = build_model_from_flags(flags_obj, input_shape, num_classes)
-        return compile_capsnet(model, keras.optimizers.Adam(flags_obj.learning_rate),
-                               recon_weight=flags_obj.recon_weight)
+        optimizer = optimizer_from_flags(flags_obj, len(train_data[0]), batch_policy)
+        return compile_capsnet(model, optimizer, recon_weight=flags_obj.recon_weight)
 
     metrics = fit_capsnet(
         build, train_data, test_data, flags_obj.model_dir, epochs=flags_obj.epochs,
-        batch_size=flags_obj.batch_size, strategy=make_strategy(flags_obj.distribution_strategy),
+        batch_policy=batch_policy, strategy=make_strategy(flags_obj.distribution_strategy),
         augment_shift=flags_obj.augment_shift, seed=flags_obj.seed, verbose=flags_obj.verbose,
     )
     return metrics

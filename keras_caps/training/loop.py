@@ -154,6 +154,7 @@ def fit_capsnet(
             epochs=epoch + 1,
             validation_data=val_ds,
             callbacks=[timer, checkpoint, tensorboard, *callbacks],
+            shuffle=False,  # the dataset is already shuffled per epoch
             verbose=verbose,
         )
     results = model.evaluate(val_ds, verbose=0, return_dict=True)

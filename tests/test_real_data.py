@@ -1,0 +1,30 @@
+"""Real Fashion-MNIST: a small CapsNet trained briefly is well above chance (10%)."""
+
+import os
+
+import pytest
+
+from keras_caps import data
+from keras_caps.models import capsnet
+from keras_caps.training import compile_capsnet, fit_capsnet
+from tests.conftest import FASHION_MNIST_DIR
+
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR),
+                       reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist"),
+]
+
+
+def test_small_capsnet_learns_fashion_mnist(tmp_path):
+    train = data.load_arrays("fashion_mnist", "train", max_examples=3000)
+    test = data.load_arrays("fashion_mnist", "test", max_examples=1000)
+
+    def build():
+        model = capsnet(conv_filters=32, primary_capsules=8, primary_dim=8, class_dim=8,
+                        decoder=None)
+        return compile_capsnet(model)
+
+    metrics = fit_capsnet(build, train, test, str(tmp_path), epochs=1, batch_size=32, verbose=0)
+    assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]
