@@ -140,20 +140,27 @@ def batch_policy_from_flags(flags_obj):
     return schedules.make_batch_policy(flags_obj.batch_policy, **params)
 
 
-def optimizer_from_flags(flags_obj, num_examples, batch_policy):
-    """Optimizer with the LR schedule the flags describe (step counts from the batch policy)."""
+def lr_schedule_from_flags(flags_obj, num_examples, batch_policy):
+    """The LR schedule the flags describe (step counts from the batch policy)."""
     from keras_caps import schedules
 
     policy = flags_obj.lr_policy
     if flags_obj.batch_policy == "warmadabatch" and policy == "fixed":
         policy = "warmadabatch"  # WarmAdaBatch is a joint batch + LR policy
-    schedule = schedules.schedule_for_run(
+    return schedules.schedule_for_run(
         policy, num_examples, flags_obj.epochs, batch_policy, lr=flags_obj.learning_rate,
         lr_min=flags_obj.lr_min, decay_rate=flags_obj.lr_decay_rate,
         decay_steps=flags_obj.lr_decay_steps, drop=flags_obj.lr_drop,
         drop_epochs=flags_obj.lr_drop_epochs, power=flags_obj.lr_power,
         cycle_epochs=flags_obj.lr_cycle_epochs, cycle_mult=flags_obj.lr_cycle_mult,
     )
+
+
+def optimizer_from_flags(flags_obj, num_examples, batch_policy):
+    """The optimizer with the flags' LR schedule."""
+    from keras_caps import schedules
+
+    schedule = lr_schedule_from_flags(flags_obj, num_examples, batch_policy)
     return schedules.make_optimizer(flags_obj.optimizer, schedule)
 
 
