@@ -66,8 +66,17 @@ def safe_length(s, axis=-1, keepdims=False, epsilon=EPSILON):
     return ops.sqrt(ops.add(squared_norm(s, axis=axis, keepdims=keepdims), epsilon))
 
 
+def _batch(x):
+    """Static batch size when known (export forms), else -1 for reshapes."""
+    return x.shape[0] if x.shape[0] is not None else -1
+
+
 def predict_votes(u, kernel):
     """Votes u_hat_{j|i} = W_ij u_i for every input capsule i and output capsule j.
+
+    Computed as one batched matmul over the input capsules, (N, B, Din) @ (N, Din, J * Dout),
+    with static reshapes: TFLite's lowering of the equivalent einsum declares wrong tensor
+    shapes that TFLite Micro rejects.
 
     Args:
         u: input capsules, (B, N, Din).
@@ -75,7 +84,12 @@ def predict_votes(u, kernel):
     Returns:
         Votes in routing layout, (B, J, N, Dout).
     """
-    return ops.einsum("bni,njio->bjno", u, kernel)
+    n, j, din, dout = kernel.shape
+    b = _batch(u)
+    w = ops.reshape(ops.transpose(kernel, (0, 2, 1, 3)), (n, din, j * dout))  # (N, Din, J*Dout)
+    votes = ops.matmul(ops.transpose(u, (1, 0, 2)), w)  # (N, B, J * Dout)
+    votes = ops.reshape(votes, (n, b, j, dout))
+    return ops.transpose(votes, (1, 2, 0, 3))  # (B, J, N, Dout)
 
 
 def predict_votes_shared(u, kernel):
@@ -89,9 +103,15 @@ def predict_votes_shared(u, kernel):
     Returns:
         Votes in routing layout, (B, J, P * T, Dout), capsule index n = p * T + t.
     """
-    votes = ops.einsum("bpti,tjio->bjpto", u, kernel)  # (B, J, P, T, Dout)
-    shape = ops.shape(votes)
-    return ops.reshape(votes, (shape[0], shape[1], shape[2] * shape[3], shape[4]))
+    t, j, din, dout = kernel.shape
+    p = u.shape[1]
+    b = _batch(u)
+    w = ops.reshape(ops.transpose(kernel, (0, 2, 1, 3)), (t, din, j * dout))  # (T, Din, J*Dout)
+    rows = b * p if b != -1 else -1  # fully static when the batch is (export forms)
+    x = ops.reshape(ops.transpose(u, (2, 0, 1, 3)), (t, rows, din))  # (T, B * P, Din)
+    votes = ops.reshape(ops.matmul(x, w), (t, b, p, j, dout))  # (T, B, P, J, Dout)
+    votes = ops.transpose(votes, (1, 3, 2, 0, 4))  # (B, J, P, T, Dout)
+    return ops.reshape(votes, (b, j, p * t, dout))
 
 
 def routing_step(votes, coupling):

@@ -18,11 +18,12 @@ def capsule_patches(capsules, kernel_size, strides, padding):
     Returns:
         (B, H_out, W_out, k * k, C, D); patch index = dy * k + dx.
     """
-    h, w = capsules.shape[1], capsules.shape[2]
+    _, h, w, c, d = capsules.shape
+    x = ops.reshape(capsules, (-1, h, w, c * d))  # 4-D: TFLite Micro slices at most 4-D well
     if padding == "same":
         total = kernel_size - 1
         lo = total // 2
-        capsules = ops.pad(capsules, [[0, 0], [lo, total - lo], [lo, total - lo], [0, 0], [0, 0]])
+        x = ops.pad(x, [[0, 0], [lo, total - lo], [lo, total - lo], [0, 0]])
         h_out, w_out = -(-h // strides), -(-w // strides)
     else:
         h_out, w_out = (h - kernel_size) // strides + 1, (w - kernel_size) // strides + 1
@@ -30,13 +31,14 @@ def capsule_patches(capsules, kernel_size, strides, padding):
     for dy in range(kernel_size):
         for dx in range(kernel_size):
             patches.append(
-                capsules[
+                x[
                     :,
                     dy : dy + (h_out - 1) * strides + 1 : strides,
                     dx : dx + (w_out - 1) * strides + 1 : strides,
                 ]
-            )  # (B, H_out, W_out, C, D)
-    return ops.stack(patches, axis=3)
+            )  # (B, H_out, W_out, C * D)
+    stacked = ops.stack(patches, axis=3)  # (B, H_out, W_out, k * k, C * D)
+    return ops.reshape(stacked, (-1, h_out, w_out, kernel_size * kernel_size, c, d))
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")

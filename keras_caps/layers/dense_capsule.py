@@ -101,11 +101,12 @@ class DenseCapsule(keras.layers.Layer):
 
     def votes(self, inputs):
         """u_hat for `inputs` (see class docstring): (B, J, N, Dout)."""
-        batch = ops.shape(inputs)[0]
+        # static sizes and -1 for the batch: no SHAPE ops in exported graphs
         if self.weight_sharing:
-            u = ops.reshape(inputs, (batch, -1, self.num_types, self.input_dim))  # (B, P, T, Din)
+            positions = self.num_inputs // self.num_types
+            u = ops.reshape(inputs, (-1, positions, self.num_types, self.input_dim))  # (B, P, T, Din)
             return predict_votes_shared(u, self.kernel)
-        u = ops.reshape(inputs, (batch, self.num_inputs, self.input_dim))  # (B, N, Din)
+        u = ops.reshape(inputs, (-1, self.num_inputs, self.input_dim))  # (B, N, Din)
         return predict_votes(u, self.kernel)
 
     def call(self, inputs):

@@ -76,10 +76,9 @@ class PrimaryCapsule(keras.layers.Layer):
 
     def call(self, inputs):
         fmap = self.conv(inputs)  # (B, H, W, C * D)
-        shape = ops.shape(fmap)
-        caps = ops.reshape(
-            fmap, (shape[0], shape[1], shape[2], self.num_capsules, self.capsule_dim)
-        )  # (B, H, W, C, D)
+        # static grid sizes and -1 for the batch: no SHAPE ops in exported graphs
+        h, w = fmap.shape[1], fmap.shape[2]
+        caps = ops.reshape(fmap, (-1, h, w, self.num_capsules, self.capsule_dim))  # (B, H, W, C, D)
         caps = squash(caps)
         if self.return_feature_map:
             return caps, fmap
