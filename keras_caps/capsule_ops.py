@@ -43,7 +43,12 @@ def squash(s, axis=-1, epsilon=EPSILON):
     """Squash non-linearity: s * |s|^2 / (1 + |s|^2) / sqrt(|s|^2 + eps).
 
     eps sits inside the root, so squash(0) = 0 and its gradient is finite everywhere.
-    Output norms lie in [0, 1).
+    Output norms lie in [0, 1). Computed without DIV, SQRT or SQUARE, as
+        s * (1 - rsqrt(1 + |s|^2)^2) * rsqrt(|s|^2 + eps)
+    using |s|^2 / (1 + |s|^2) = 1 - 1 / (1 + |s|^2): every intermediate of the ratio lies in
+    [0, 1] (good for 8-bit ranges) and every op (MUL, SUM, ADD, SUB, RSQRT) has int8 and int16
+    TFLite kernels. With DIV, int8 LiteRT aborts when a wide |s|^2 range quantizes 1 + |s|^2
+    to its zero point.
 
     Args:
         s: capsule pre-activations, (..., D) with the capsule dimension on `axis`.
@@ -51,8 +56,9 @@ def squash(s, axis=-1, epsilon=EPSILON):
         Squashed capsules of the same shape as `s`.
     """
     sq = squared_norm(s, axis=axis, keepdims=True)  # (..., 1)
-    scale = ops.multiply(ops.divide(sq, ops.add(sq, 1.0)), ops.rsqrt(ops.add(sq, epsilon)))
-    return ops.multiply(s, scale)
+    inv = ops.rsqrt(ops.add(sq, 1.0))  # 1 / sqrt(1 + |s|^2), in (0, 1]
+    ratio = ops.subtract(1.0, ops.multiply(inv, inv))  # |s|^2 / (1 + |s|^2), in [0, 1)
+    return ops.multiply(s, ops.multiply(ratio, ops.rsqrt(ops.add(sq, epsilon))))
 
 
 def safe_length(s, axis=-1, keepdims=False, epsilon=EPSILON):
@@ -173,13 +179,13 @@ def dynamic_routing(votes, iterations=3, stop_gradient=True, return_coupling=Fal
     if not return_coupling:
         return v
     if coupling is None:  # a single iteration: the uniform coupling
-        coupling = ops.divide(ops.ones_like(votes[..., 0]), float(votes.shape[1]))
+        coupling = ops.multiply(ops.ones_like(votes[..., 0]), 1.0 / float(votes.shape[1]))
     return v, coupling
 
 
 def uniform_coupling_sum(votes):
     """First-iteration s_j = sum_i (1/J) u_hat_ij (b = 0). votes: (B, J, N, D) -> (B, J, D)."""
-    return ops.divide(ops.sum(votes, axis=2), float(votes.shape[1]))
+    return ops.multiply(ops.sum(votes, axis=2), 1.0 / float(votes.shape[1]))  # MUL, not DIV
 
 
 __all__ = [

@@ -1,0 +1,248 @@
+r"""Evaluates TFLite CapsNets: accuracy, size, TFLite Micro arena, latency, LiteRT/TFLM agreement.
+
+    # one flatbuffer
+    python -m tflite.evaluate --tflite=runs/demo/model_int8.tflite --dataset=fashion_mnist
+    # a Keras model exported in every mode, side by side, as a markdown report
+    python -m tflite.evaluate --model=runs/demo/model.keras --report=runs/demo/tflite_report.md
+
+Accuracy: LiteRT (`ai_edge_litert`) on a dataset split; the class is the argmax of the scores,
+so squared lengths rank like lengths. Latency: median and p90 of single-image invokes, with 1
+thread and with all threads. TFLite Micro: the same model in the `tflite-micro` Python
+interpreter, its outputs compared with LiteRT's, and the smallest arena it allocates in.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+#: MLPerf Tiny image classification reference (ResNet-8, CIFAR-10), for scale.
+MLPERF_TINY_IC = {"model": "MLPerf Tiny IC reference: ResNet-8, CIFAR-10 (published)",
+                  "accuracy": 0.85, "bytes": 94_000, "arena_bytes": 57_000}
+
+
+def _litert(flatbuffer, num_threads=None):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
+    interp.allocate_tensors()
+    return interp
+
+
+def quantize_input(images, detail):
+    """Images (N, H, W, C) uint8 or float in [0, 1] -> the model's input dtype."""
+    x = np.asarray(images, np.float32)
+    if np.asarray(images).dtype == np.uint8:
+        x = x / 255.0
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer):
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def dequantize_output(y, detail):
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero = detail["quantization"]
+        return (y.astype(np.float32) - zero) * scale
+    return y.astype(np.float32)
+
+
+def predict_litert(flatbuffer, images):
+    """Scores (N, J) from LiteRT, one invoke per batch of the model's static batch size."""
+    interp = _litert(flatbuffer)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    batch = int(inp["shape"][0])
+    x = quantize_input(images, inp)
+    scores = []
+    for start in range(0, len(x) - len(x) % batch, batch):
+        interp.set_tensor(inp["index"], x[start : start + batch])
+        interp.invoke()
+        scores.append(dequantize_output(interp.get_tensor(out["index"]), out))
+    return np.concatenate(scores) if scores else np.zeros((0,))
+
+
+def accuracy(flatbuffer, images, labels):
+    """Top-1 accuracy of the flatbuffer on (images, integer labels)."""
+    scores = predict_litert(flatbuffer, images)
+    return float(np.mean(np.argmax(scores, -1) == np.asarray(labels)[: len(scores)]))
+
+
+def latency_ms(flatbuffer, image, num_threads=1, repeats=50, warmup=5):
+    """Median and p90 single-invoke latency (ms) on one input."""
+    interp = _litert(flatbuffer, num_threads)
+    inp = interp.get_input_details()[0]
+    batch = int(inp["shape"][0])
+    x = quantize_input(np.repeat(np.asarray(image)[None], batch, 0), inp)
+    interp.set_tensor(inp["index"], x)
+    for _ in range(warmup):
+        interp.invoke()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interp.invoke()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
+def tflm_interpreter(flatbuffer, arena_size):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=int(arena_size))
+
+
+def tflm_arena_bytes(flatbuffer, upper=4 << 20, resolution=256):
+    """The smallest arena (bytes, within `resolution`) TFLite Micro allocates the model in.
+
+    Raises RuntimeError when it does not allocate even in `upper` bytes (an unsupported op or
+    shape), with TFLite Micro's own message.
+    """
+    try:
+        tflm_interpreter(flatbuffer, upper)
+    except RuntimeError as err:
+        raise RuntimeError(f"TFLite Micro cannot run this model: {err}") from err
+    lo, hi = 0, int(upper)
+    while hi - lo > resolution:
+        mid = (lo + hi) // 2
+        try:
+            tflm_interpreter(flatbuffer, mid)
+            hi = mid
+        except RuntimeError:
+            lo = mid
+    return hi
+
+
+def compare_tflm_litert(flatbuffer, images, arena_size=None):
+    """Runs images through TFLite Micro and LiteRT; returns agreement statistics.
+
+    Returns:
+        {"max_abs_diff": in output units (int steps for integer models), "argmax_agreement",
+         "examples"}.
+    """
+    lite = _litert(flatbuffer)
+    inp, out = lite.get_input_details()[0], lite.get_output_details()[0]
+    micro = tflm_interpreter(flatbuffer, arena_size or tflm_arena_bytes(flatbuffer) + 4096)
+    batch = int(inp["shape"][0])
+    x = quantize_input(images, inp)
+    diffs, agree, n = [], 0, 0
+    for start in range(0, len(x) - len(x) % batch, batch):
+        xb = x[start : start + batch]
+        lite.set_tensor(inp["index"], xb)
+        lite.invoke()
+        a = lite.get_tensor(out["index"])
+        micro.set_input(xb, 0)
+        micro.invoke()
+        b = micro.get_output(0)
+        diffs.append(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+        agree += int(np.sum(np.argmax(a, -1) == np.argmax(b, -1)))
+        n += batch
+    return {"max_abs_diff": float(max(diffs)), "argmax_agreement": agree / max(n, 1),
+            "examples": n}
+
+
+def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=50, name="model"):
+    """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement."""
+    row = {"name": name, "bytes": len(flatbuffer), "accuracy": accuracy(flatbuffer, images, labels)}
+    row["latency_ms_1t"], row["latency_p90_ms_1t"] = latency_ms(
+        flatbuffer, images[0], 1, latency_repeats)
+    row["latency_ms_all"], row["latency_p90_ms_all"] = latency_ms(
+        flatbuffer, images[0], os.cpu_count(), latency_repeats)
+    try:
+        row["arena_bytes"] = tflm_arena_bytes(flatbuffer)
+        agreement = compare_tflm_litert(flatbuffer, images[:tflm_examples],
+                                        row["arena_bytes"] + 4096)
+        row["tflm_max_abs_diff"] = agreement["max_abs_diff"]
+        row["tflm_argmax_agreement"] = agreement["argmax_agreement"]
+    except RuntimeError as err:
+        row["arena_bytes"] = None
+        row["tflm_error"] = str(err).splitlines()[0][:200]
+    return row
+
+
+def keras_accuracy(model, images, labels, batch_size=256):
+    from keras_caps.models.heads import classifier
+
+    x = np.asarray(images, np.float32)
+    if np.asarray(images).dtype == np.uint8:
+        x = x / 255.0
+    scores = classifier(model).predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(scores, -1) == labels))
+
+
+def report(model, train_images, test_images, test_labels, modes=None, out_dir=None,
+           latency_repeats=50):
+    """Exports `model` in each mode and evaluates it; returns (rows, markdown)."""
+    from keras_caps.analysis.convergence import markdown_table
+    from tflite import export
+
+    rows = [{"name": "float Keras", "accuracy": keras_accuracy(model, test_images, test_labels)}]
+    for mode in modes or export.MODES:
+        flatbuffer = export.convert(model, mode, train_images)
+        if out_dir:
+            with open(os.path.join(out_dir, f"model_{mode}.tflite"), "wb") as f:
+                f.write(flatbuffer)
+        rows.append(evaluate(flatbuffer, test_images, test_labels, latency_repeats,
+                             name=f"TFLite {mode}"))
+    rows.append({"name": MLPERF_TINY_IC["model"], "accuracy": MLPERF_TINY_IC["accuracy"],
+                 "bytes": MLPERF_TINY_IC["bytes"], "arena_bytes": MLPERF_TINY_IC["arena_bytes"]})
+    table = markdown_table(rows, [
+        ("name", "model", "s"), ("accuracy", "accuracy", ".4f"), ("bytes", "file bytes", ",d"),
+        ("arena_bytes", "TFLM arena bytes", ",d"), ("latency_ms_1t", "ms (1 thread)", ".3f"),
+        ("latency_p90_ms_1t", "p90 ms (1 thread)", ".3f"),
+        ("latency_ms_all", "ms (all threads)", ".3f"),
+        ("tflm_argmax_agreement", "TFLM = LiteRT argmax", ".3f"),
+        ("tflm_max_abs_diff", "TFLM vs LiteRT max diff", ".0f"),
+    ])
+    return rows, table
+
+
+def main(argv=None):
+    import argparse
+
+    import keras
+
+    from keras_caps import data
+    from keras_caps.io_utils import write_json, write_text
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tflite", help="a .tflite file to evaluate")
+    src.add_argument("--model", help="a .keras model: export every mode and compare")
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max_examples", type=int, default=None)
+    parser.add_argument("--calibration_examples", type=int, default=2000)
+    parser.add_argument("--latency_repeats", type=int, default=50)
+    parser.add_argument("--modes", default=None, help="comma-separated modes (with --model)")
+    parser.add_argument("--report", default=None, help="write the markdown report here")
+    args = parser.parse_args(argv)
+    images, labels = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
+                                      max_examples=args.max_examples)
+    if args.tflite:
+        with open(args.tflite, "rb") as f:
+            row = evaluate(f.read(), images, labels, args.latency_repeats, name=args.tflite)
+        for k, v in row.items():
+            print(f"{k:24s} {v}")
+        return 0
+    model = keras.saving.load_model(args.model)
+    calib, _ = data.load_arrays(args.dataset, "train", data_dir=args.data_dir,
+                                max_examples=args.calibration_examples)
+    out_dir = os.path.dirname(os.path.abspath(args.report or args.model))
+    modes = args.modes.split(",") if args.modes else None
+    rows, table = report(model, calib, images, labels, modes, out_dir, args.latency_repeats)
+    text = (f"TFLite evaluation of {args.model} on {args.dataset} {args.split} "
+            f"({len(images)} examples)\n\n{table}\n")
+    print(text)
+    if args.report:
+        write_text(args.report, text)
+        write_json(os.path.splitext(args.report)[0] + ".json", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
