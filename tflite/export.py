@@ -8,7 +8,7 @@ The exported graph is the inference head (image -> class scores) in its integer-
       plans every tensor at prepare time;
     - squared capsule lengths |v|^2 as the class scores (no SQRT, which TFLite Micro has only in
       float; the class ranking is the same);
-    - squash as MUL + SUM + DIV + RSQRT, routing with BATCH_MATMUL / SOFTMAX / SUM, the first
+    - squash as MUL + SUM + SUB + RSQRT (no DIV), routing with BATCH_MATMUL / SOFTMAX / SUM, the first
       iteration's uniform coupling as a constant scale (no ZEROS_LIKE) — the layers' own forms.
 int8 / int16x8 need a representative dataset (calibration images from the training split).
 Files are written atomically: a failed conversion leaves no partial file.
@@ -112,7 +112,7 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
         model: keras_caps model.
         mode: "float32", "dynamic_range", "int8" (int8 in/out, TFLITE_BUILTINS_INT8 only: the
             microcontroller mode) or "int16x8" (int16 activations, int8 weights, for LiteRT;
-            ops without int16 kernels, such as DIV, stay in float).
+            ops without int16 kernels may stay in float).
         representative_images: calibration images (N, H, W, C), required for int8 / int16x8.
         batch_size, squared: see `export_form`.
     """
@@ -145,7 +145,7 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
         elif mode == "int16x8":
-            # ops without an int16 kernel (DIV in squash) fall back to float: int16x8 is a
+            # ops without an int16 kernel may fall back to float: int16x8 is a
             # LiteRT (mobile) mode; the microcontroller mode is int8
             conv.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
