@@ -193,6 +193,7 @@ __all__ = [
     "CAPSULE_INIT_GAIN",
     "agreement",
     "capsule_initializer",
+    "initializer_config",
     "dynamic_routing",
     "predict_votes",
     "predict_votes_shared",
@@ -229,3 +230,10 @@ def capsule_initializer(initializer, num_inputs, num_outputs, output_dim):
         std = CAPSULE_INIT_GAIN * float(num_outputs) / (float(num_inputs) * float(output_dim)) ** 0.5
         return keras.initializers.TruncatedNormal(stddev=std)
     return keras.initializers.get(initializer)
+
+
+def initializer_config(initializer):
+    """Config form of a capsule layer's kernel_initializer ("capsule" or a Keras initializer)."""
+    if isinstance(initializer, str):
+        return initializer
+    return keras.initializers.serialize(keras.initializers.get(initializer))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_caps.capsule_ops import capsule_initializer, dynamic_routing, predict_votes
+from keras_caps.capsule_ops import (
+    capsule_initializer,
+    dynamic_routing,
+    initializer_config,
+    predict_votes,
+)
 
 
 def capsule_patches(capsules, kernel_size, strides, padding):
@@ -168,11 +173,7 @@ class ConvCapsule(keras.layers.Layer):
             routings=self.routings,
             stop_gradient=self.stop_gradient,
             return_coupling=self.return_coupling,
-            kernel_initializer=(
-                self.kernel_initializer
-                if isinstance(self.kernel_initializer, str)
-                else keras.initializers.serialize(keras.initializers.get(self.kernel_initializer))
-            ),
+            kernel_initializer=initializer_config(self.kernel_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
         )
         return config

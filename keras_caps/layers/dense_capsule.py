@@ -10,6 +10,7 @@ from keras import ops
 from keras_caps.capsule_ops import (
     capsule_initializer,
     dynamic_routing,
+    initializer_config,
     predict_votes,
     predict_votes_shared,
 )
@@ -133,11 +134,7 @@ class DenseCapsule(keras.layers.Layer):
             stop_gradient=self.stop_gradient,
             weight_sharing=self.weight_sharing,
             return_coupling=self.return_coupling,
-            kernel_initializer=(
-                self.kernel_initializer
-                if isinstance(self.kernel_initializer, str)
-                else keras.initializers.serialize(keras.initializers.get(self.kernel_initializer))
-            ),
+            kernel_initializer=initializer_config(self.kernel_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
         )
         return config
