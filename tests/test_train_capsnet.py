@@ -181,3 +181,25 @@ def test_mirrored_strategy_matches_one_device(tmp_path):
     one, two = np.array(runs[1]["loss"]), np.array(runs[2]["loss"])
     assert two[-1] < two[0]  # it trains
     np.testing.assert_allclose(one, two, rtol=0.05)
+
+
+LOAD_SCRIPT = r"""
+import sys
+import keras
+import keras_caps  # noqa: F401  (the package import alone must register everything)
+model = keras.saving.load_model(sys.argv[1])
+print("loaded", type(model.optimizer.learning_rate).__name__ if hasattr(model, "optimizer") else "")
+"""
+
+
+def test_trained_model_loads_in_a_fresh_process(tmp_path):
+    """A model compiled with a keras_caps LR schedule loads where only keras_caps is imported."""
+    fv = _flags(tmp_path, epochs=1, lr_policy="cosine")
+    train_capsnet.run(fv, datasets_override=(_data(), _data(16, 1)))
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "run" / "model.keras")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "loaded" in out.stdout
