@@ -204,3 +204,28 @@ def test_decoder_standard_and_sabour_parameter_counts(width, params):
 def test_decoder_outputs_are_pixels():
     out = ops.convert_to_numpy(Decoder((4, 4, 3), (8,))(RNG.randn(5, 6).astype("float32") * 10))
     assert out.shape == (5, 4, 4, 3) and out.min() >= 0 and out.max() <= 1
+
+
+def test_dense_capsule_training_form_equals_inference_form():
+    """training=True routes without votes (capsule_ops.dense_routing): same values, gradients."""
+    layer = DenseCapsule(4, 5, routings=3, return_coupling=True)
+    x = tf.constant(_caps(3, 2, 2, 3, 6))
+    layer(x)
+    results = []
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            v, c = layer(x, training=training)
+            loss = tf.reduce_sum(v * tf.range(5, dtype=tf.float32)) + tf.reduce_sum(c[:, 0])
+        results.append([v, c] + tape.gradient(loss, [x, layer.kernel]))
+    for fused, votes in zip(*results):
+        np.testing.assert_allclose(ops.convert_to_numpy(fused), ops.convert_to_numpy(votes),
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_frozen_layers_reload_with_frozen_sublayers():
+    for layer in (PrimaryCapsule(2, 3, kernel_size=1, trainable=False),
+                  Decoder((4, 4, 1), (8,), trainable=False)):
+        clone = layer.__class__.from_config(layer.get_config())
+        clone.build((1, 4, 4, 2) if isinstance(layer, PrimaryCapsule) else (1, 6))
+        assert clone.trainable_weights == [] and len(clone.weights) > 0

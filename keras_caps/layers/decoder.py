@@ -31,11 +31,12 @@ class Decoder(keras.layers.Layer):
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C), got {image_shape}.")
         self.hidden = [
-            keras.layers.Dense(u, activation="relu", name=f"dense_{i}")
+            keras.layers.Dense(u, activation="relu", trainable=self.trainable, name=f"dense_{i}")
             for i, u in enumerate(self.hidden_units)
         ]
-        self.pixels = keras.layers.Dense(
-            math.prod(self.image_shape), activation="sigmoid", name="pixels"
+        self.pixels = keras.layers.Dense(  # trainable: a deserialised False reaches sublayers
+            math.prod(self.image_shape), activation="sigmoid", trainable=self.trainable,
+            name="pixels",
         )
 
     def build(self, input_shape):

@@ -63,6 +63,7 @@ class PrimaryCapsule(keras.layers.Layer):
             padding=padding,
             kernel_initializer=self.kernel_initializer,
             kernel_regularizer=self.kernel_regularizer,
+            trainable=self.trainable,  # a deserialised trainable=False must reach the conv too
             name="conv",
         )
 

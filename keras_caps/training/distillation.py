@@ -1,0 +1,532 @@
+r"""Knowledge distillation for capsule networks (paper 000, Sec. 3.3-3.4).
+
+A frozen teacher CapsNet guides a smaller trainable student:
+
+    L = alpha * T^2 * KL(p_t(T) || p_s(T)) + beta * L_task(student, labels)
+        [+ gamma * L_caps(teacher capsules, student capsules)]
+        [+ L_recon(student reconstruction)]  [+ the student's own weight regularizers]
+
+Class scores from capsule lengths (the mapping this module uses)
+----------------------------------------------------------------
+A CapsNet has no logits: class j is scored by the length |v_j| in [0, 1) of its class capsule.
+The softmax inputs ("logits") are
+
+    z_j = log(|v_j| + eps)                      (eps = `score_epsilon`, default 1e-6)
+    p_j(T) = softmax(z / T)_j = (|v_j| + eps)^(1/T) / sum_k (|v_k| + eps)^(1/T)
+
+Why the logarithm and not, e.g., z = |v| / T':
+  * At T = 1 the distribution is the normalised lengths, p_j = |v_j| / sum_k |v_k|: if the
+    scores already are probabilities (they sum to 1), softmax(z / 1) gives them back exactly
+    (up to eps). So T = 1 means "no softening" as in Hinton et al., and T > 1 softens by a
+    power, p_j ~ |v_j|^(1/T) (T = 3: cube roots).
+  * It only depends on length *ratios*, so it is invariant to the overall scale of the
+    lengths (margin-trained capsules sit near 0.9 / 0.1, squash never reaches 1).
+  * Lengths are bounded in [0, 1), so z = |v| / T' spans at most 1 / T': even at T' = 1 the
+    softmax of the lengths is nearly uniform (max ratio e^1 ~ 2.7) and the KL term is tiny
+    whatever the teacher knows; the log mapping keeps the teacher's ratios (0.9 / 0.1 = 9).
+  * Non-target lengths ("dark knowledge") keep their relative order and ratios.
+The lengths are computed here with `safe_length` from the `class_caps` outputs (|v|, never the
+squared export form |v|^2, whatever the model's `Length` layer returns); `safe_length` is
+>= sqrt(1e-7) ~ 3e-4, so z >= -8.1 and the gradients stay finite.
+
+The KL is summed over classes and averaged over the batch ("batchmean"); the T^2 factor keeps
+its gradients on the scale of the task loss when T changes (Hinton et al. 2015).
+
+Task loss: "margin" (default; Sabour, m+ 0.9, m- 0.1, lambda 0.5) on the student lengths, or
+"crossentropy": -sum_j y_j log p_j(1), the cross-entropy of the T = 1 distribution above.
+
+Capsule matching (paper 3.3, "minimising the difference between the activations of the
+corresponding capsules"): `capsule_weight` > 0 adds the mean squared error between the teacher's
+and the student's class capsules (B, J, D), averaged over B, J and D, when both have the same
+class-capsule dimension D; when the dimensions differ the capsule axes do not correspond, so it
+falls back to the MSE between the lengths (B, J), averaged over B and J.
+
+Reconstruction: when the student has a decoder its reconstruction loss is added
+(`ReconstructionLoss`, recon_weight x sum of squared pixel errors, Sabour's 0.0005 by default).
+
+Shapes: B batch, J classes, D class-capsule dimension, (H, W, C) image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import types
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_caps import data as data_lib
+from keras_caps.capsule_ops import safe_length
+from keras_caps.io_utils import save_model, write_json
+from keras_caps.losses import ReconstructionLoss, margin_loss
+from keras_caps.models.heads import has_decoder, image_input
+from keras_caps.training.callbacks import ResumableCheckpoint, load_last_model, read_state
+from keras_caps.training.loop import EpochTimer
+
+TASK_LOSSES = ("margin", "crossentropy")
+
+
+# ------------------------------------------------------------------------------ score maths
+
+
+def length_logits(lengths, epsilon=1e-6):
+    """Class logits from capsule lengths: z = log(|v| + eps). (B, J) -> (B, J)."""
+    return ops.log(ops.add(lengths, epsilon))
+
+
+def soft_probabilities(lengths, temperature=3.0, epsilon=1e-6):
+    """p(T) = softmax(log(|v| + eps) / T) = (|v| + eps)^(1/T) normalised. (B, J) -> (B, J)."""
+    return ops.softmax(ops.divide(length_logits(lengths, epsilon), temperature), axis=-1)
+
+
+def distillation_kl(teacher_lengths, student_lengths, temperature=3.0, epsilon=1e-6):
+    """KL(p_t(T) || p_s(T)) per sample, summed over classes (without the T^2 factor).
+
+    Args:
+        teacher_lengths, student_lengths: capsule lengths (B, J).
+    Returns:
+        (B,) KL divergences (>= 0, zero when the two length vectors are proportional).
+    """
+    log_pt = ops.log_softmax(ops.divide(length_logits(teacher_lengths, epsilon), temperature))
+    log_ps = ops.log_softmax(ops.divide(length_logits(student_lengths, epsilon), temperature))
+    return ops.sum(ops.multiply(ops.exp(log_pt), ops.subtract(log_pt, log_ps)), axis=-1)
+
+
+def length_crossentropy(y_true, lengths, epsilon=1e-6):
+    """-sum_j y_j log p_j(1), p(1) = normalised lengths. y one-hot (B, J), lengths (B, J) -> (B,)."""
+    log_p = ops.log_softmax(length_logits(lengths, epsilon), axis=-1)
+    return -ops.sum(ops.multiply(ops.cast(y_true, log_p.dtype), log_p), axis=-1)
+
+
+def capsule_matching_loss(teacher_caps, student_caps):
+    """MSE between class capsules (B, J, D) if D matches, else between their lengths (B, J).
+
+    Returns a scalar (mean over the batch and the matched axes).
+    """
+    if teacher_caps.shape[-1] == student_caps.shape[-1]:
+        return ops.mean(ops.square(ops.subtract(teacher_caps, student_caps)))
+    diff = ops.subtract(safe_length(teacher_caps), safe_length(student_caps))  # (B, J)
+    return ops.mean(ops.square(diff))
+
+
+def _one_hot(y, num_classes, dtype="float32"):
+    """One-hot (B, J) or integer labels (B,) / (B, 1) -> one-hot (B, J)."""
+    if len(y.shape) == 2 and y.shape[-1] == num_classes:
+        return ops.cast(y, dtype)
+    return ops.one_hot(ops.reshape(ops.cast(y, "int32"), (-1,)), num_classes, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class LengthCrossentropy(keras.losses.Loss):
+    """Cross-entropy of the normalised capsule lengths (the T = 1 distribution of this module).
+
+    y_true: one-hot (B, J) or integer labels (B,); y_pred: capsule lengths (B, J).
+    Returns (B,) per sample, averaged over the batch by the default reduction.
+    """
+
+    def __init__(self, epsilon=1e-6, name="length_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        return length_crossentropy(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype), y_pred,
+                                   self.epsilon)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon)
+        return config
+
+
+# ------------------------------------------------------------------------------ the Distiller
+
+
+def _caps_layer(model, role):
+    for name in ("class_caps", "length"):
+        try:
+            model.get_layer(name)
+        except ValueError as err:
+            raise ValueError(
+                f"the {role} {model.name!r} has no {name!r} layer: the Distiller needs keras_caps "
+                "models built by `capsnet` or `deep_capsnet` (layers class_caps and length)."
+            ) from err
+    out = model.get_layer("class_caps").output
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def _check_pair(teacher, student):
+    """Raises ValueError when teacher and student disagree on classes or input shape."""
+    t_caps, s_caps = _caps_layer(teacher, "teacher"), _caps_layer(student, "student")
+    tj, sj = int(t_caps.shape[1]), int(s_caps.shape[1])
+    if tj != sj:
+        raise ValueError(
+            f"teacher {teacher.name!r} has {tj} classes but student {student.name!r} has {sj}: "
+            "build the student with num_classes equal to the teacher's (or replace the teacher's "
+            "head first with keras_caps.training.transfer.replace_head)."
+        )
+    t_shape = tuple(image_input(teacher).shape[1:])
+    s_shape = tuple(image_input(student).shape[1:])
+    if t_shape != s_shape:
+        raise ValueError(
+            f"teacher input shape {t_shape} differs from student input shape {s_shape}: both "
+            "must read the same images; build the student with input_shape="
+            f"{t_shape}."
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class Distiller(keras.Model):
+    """A frozen teacher and a trainable student trained with the distillation loss.
+
+    Data: `fit`/`evaluate` take (images (B, H, W, C), labels) with one-hot (B, J) or integer
+    (B,) labels, e.g. `keras_caps.data.make_dataset(...)`. `predict`/`call` return the student's
+    capsule lengths (B, J).
+
+    Logged metrics (train and "val_"): loss (the total), kd_loss (the KL term without weights),
+    task_loss (margin or cross-entropy, unweighted), capsule_loss / reconstruction_loss when
+    enabled (unweighted), accuracy (student, argmax of the lengths).
+
+    Sample weights are not supported (ignored). The student's own regularization losses
+    (`student.losses`, e.g. from `with_l2_regularization`) are added to the training loss.
+
+    Gradients reach the student only: the teacher is set `trainable = False` and runs in
+    inference mode. Under tf.distribute the loss is divided by the number of replicas before
+    the gradient (the gradients are summed across replicas), as Keras does for compiled losses.
+
+    Args:
+        teacher: keras_caps model (capsnet / deep_capsnet, any decoder), already trained.
+        student: keras_caps model with the same number of classes J and input shape.
+        temperature: T > 0 (default 3, as in the paper).
+        alpha: weight of T^2 * KL (default 1).
+        beta: weight of the task loss (default 1).
+        task_loss: "margin" or "crossentropy".
+        capsule_weight: weight of the capsule-matching MSE (0: off).
+        recon_weight: weight of the student's sum-of-squares reconstruction loss (students
+            with a decoder only; 0 turns it off).
+        score_epsilon: eps of z = log(|v| + eps).
+        m_plus, m_minus, down_weight: margin-loss constants.
+    """
+
+    def __init__(self, teacher, student, temperature=3.0, alpha=1.0, beta=1.0,
+                 task_loss="margin", capsule_weight=0.0, recon_weight=0.0005,
+                 score_epsilon=1e-6, m_plus=0.9, m_minus=0.1, down_weight=0.5, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(teacher, keras.Model) or not isinstance(student, keras.Model):
+            raise ValueError(
+                "teacher and student must be keras.Model instances (keras_caps capsnet / "
+                f"deep_capsnet), got {type(teacher).__name__} and {type(student).__name__}."
+            )
+        if float(temperature) <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        for name, value in (("alpha", alpha), ("beta", beta), ("capsule_weight", capsule_weight),
+                            ("recon_weight", recon_weight)):
+            if float(value) < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}.")
+        if task_loss not in TASK_LOSSES:
+            raise ValueError(f"task_loss must be one of {TASK_LOSSES}, got {task_loss!r}.")
+        if float(score_epsilon) <= 0:
+            raise ValueError(f"score_epsilon must be > 0, got {score_epsilon}.")
+        _check_pair(teacher, student)
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.task_loss = task_loss
+        self.capsule_weight = float(capsule_weight)
+        self.recon_weight = float(recon_weight)
+        self.score_epsilon = float(score_epsilon)
+        self.m_plus = float(m_plus)
+        self.m_minus = float(m_minus)
+        self.down_weight = float(down_weight)
+        self.teacher = teacher
+        # True then False: Keras skips the recursion when the flag does not change, and a
+        # teacher loaded with trainable=False can have sublayers (PrimaryCapsule.conv, the
+        # Decoder's Dense layers) that were created trainable inside their parent's __init__.
+        self.teacher.trainable = True
+        self.teacher.trainable = False
+        self.student = student
+        self.num_classes = int(_caps_layer(student, "student").shape[1])
+        self.student_has_decoder = has_decoder(student)
+        self._recon = ReconstructionLoss(self.recon_weight) if self.student_has_decoder else None
+        # Views sharing the teacher's / student's layers. Kept in a plain namespace so that
+        # Keras does not track (and save) the same weights a second time.
+        s_caps = _caps_layer(student, "student")
+        outputs = {"capsules": s_caps}
+        if self.student_has_decoder:
+            outputs["reconstruction"] = student.output["reconstruction"]
+        self._views = types.SimpleNamespace(
+            teacher=keras.Model(image_input(teacher), _caps_layer(teacher, "teacher"),
+                                name="teacher_capsules"),
+            student=keras.Model(student.input, outputs, name="student_capsules"),
+            student_image=keras.Model(image_input(student), s_caps, name="student_classifier"),
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.kd_tracker = keras.metrics.Mean(name="kd_loss")
+        self.task_tracker = keras.metrics.Mean(name="task_loss")
+        self.capsule_tracker = keras.metrics.Mean(name="capsule_loss")
+        self.recon_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.accuracy_metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+        self.built = True
+
+    # -- Keras plumbing -----------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        metrics = [self.loss_tracker, self.kd_tracker, self.task_tracker]
+        if self.capsule_weight > 0:
+            metrics.append(self.capsule_tracker)
+        if self.student_has_decoder and self.recon_weight > 0:
+            metrics.append(self.recon_tracker)
+        return metrics + [self.accuracy_metric]
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Keras compile; the losses and metrics are the Distiller's own (see the class doc)."""
+        if loss is not None or metrics:
+            raise ValueError(
+                "Distiller computes its own loss and metrics: compile it with only an optimizer "
+                "and set temperature / alpha / beta / task_loss in the constructor."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compiles a loaded Distiller (optimizer and its variables) from its saved config."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def call(self, inputs, training=False):
+        """Student capsule lengths (B, J) for images (B, H, W, C) (or {"image": ...})."""
+        images = inputs["image"] if isinstance(inputs, dict) else inputs
+        return safe_length(self._views.student_image(images, training=training))
+
+    # -- losses ---------------------------------------------------------------------------------
+
+    def compute_losses(self, labels, teacher_caps, student_out, images=None):
+        """The loss terms for one batch.
+
+        Args:
+            labels: one-hot (B, J).
+            teacher_caps: teacher class capsules (B, J, Dt).
+            student_out: {"capsules": (B, J, Ds)[, "reconstruction": (B, H, W, C)]}.
+            images: (B, H, W, C), needed for the reconstruction term.
+        Returns:
+            dict of scalars: loss (weighted total, without regularizers), kd_loss, task_loss,
+            capsule_loss, reconstruction_loss (unweighted terms; absent terms are 0).
+        """
+        s_caps = student_out["capsules"]
+        t_len, s_len = safe_length(teacher_caps), safe_length(s_caps)  # (B, J)
+        kd = ops.mean(distillation_kl(t_len, s_len, self.temperature, self.score_epsilon))
+        if self.task_loss == "margin":
+            task = margin_loss(labels, s_len, self.m_plus, self.m_minus, self.down_weight)
+        else:
+            task = length_crossentropy(labels, s_len, self.score_epsilon)
+        task = ops.mean(task)
+        total = self.alpha * self.temperature**2 * kd + self.beta * task
+        zero = ops.zeros((), dtype=total.dtype)
+        caps = zero
+        if self.capsule_weight > 0:
+            caps = capsule_matching_loss(ops.stop_gradient(teacher_caps), s_caps)
+            total = total + self.capsule_weight * caps
+        recon = zero
+        if self._recon is not None and self.recon_weight > 0:
+            recon = ops.mean(self._recon.call(images, student_out["reconstruction"]))
+            total = total + recon  # the weight lives in ReconstructionLoss
+        return {"loss": total, "kd_loss": kd, "task_loss": task, "capsule_loss": caps,
+                "reconstruction_loss": recon}
+
+    def _forward(self, data, training):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images = x["image"] if isinstance(x, dict) else x
+        if y is None:
+            raise ValueError("Distiller.fit/evaluate need labels: pass (images, labels).")
+        labels = _one_hot(y, self.num_classes)
+        teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
+        student_in = {"image": images, "label": labels} if self.student_has_decoder else images
+        student_out = self._views.student(student_in, training=training)
+        return images, labels, teacher_caps, student_out
+
+    def _update_metrics(self, terms, labels, student_out):
+        self.loss_tracker.update_state(terms["loss"])
+        self.kd_tracker.update_state(terms["kd_loss"])
+        self.task_tracker.update_state(terms["task_loss"])
+        self.capsule_tracker.update_state(terms["capsule_loss"])
+        self.recon_tracker.update_state(terms["reconstruction_loss"])
+        self.accuracy_metric.update_state(labels, safe_length(student_out["capsules"]))
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            images, labels, teacher_caps, student_out = self._forward(data, training=True)
+            terms = self.compute_losses(labels, teacher_caps, student_out, images)
+            loss = terms["loss"]
+            if self.student.losses:
+                loss = loss + ops.sum(ops.stack(self.student.losses))
+            terms["loss"] = loss
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = loss / replicas if replicas > 1 else loss
+            scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_weights
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self._update_metrics(terms, labels, student_out)
+
+    def test_step(self, data):
+        images, labels, teacher_caps, student_out = self._forward(data, training=False)
+        terms = self.compute_losses(labels, teacher_caps, student_out, images)
+        return self._update_metrics(terms, labels, student_out)
+
+    # -- saving ---------------------------------------------------------------------------------
+
+    def save_student(self, path):
+        """Saves the student alone (a .keras file, loadable without keras_caps.training)."""
+        save_model(self.student, path)
+        return path
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "teacher": keras.saving.serialize_keras_object(self.teacher),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "task_loss": self.task_loss,
+            "capsule_weight": self.capsule_weight,
+            "recon_weight": self.recon_weight,
+            "score_epsilon": self.score_epsilon,
+            "m_plus": self.m_plus,
+            "m_minus": self.m_minus,
+            "down_weight": self.down_weight,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("teacher", "student"):
+            config[key] = keras.saving.deserialize_keras_object(
+                config[key], custom_objects=custom_objects)
+        return cls(**config)
+
+
+# ------------------------------------------------------------------------------ resumable loop
+
+
+class BestStudentCheckpoint(keras.callbacks.Callback):
+    """Saves `model.student` to `path` whenever `monitor` improves (max); resumes its best."""
+
+    def __init__(self, path, monitor="val_accuracy", best=None):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        if self.best is None or float(value) > self.best:
+            self.best = float(value)
+            save_model(self.model.student, self.path)
+
+
+def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_size=None,
+                  batch_policy=None, strategy=None, augment_shift=0, seed=0, verbose=1,
+                  callbacks=()):
+    """Distils epoch by epoch, resuming from `model_dir` when a checkpoint is there.
+
+    Like `fit_capsnet`: each epoch rebuilds its tf.data pipeline with the batch size of the
+    policy and runs one `fit` epoch. Under `model_dir`: checkpoints/ (the whole Distiller with
+    its optimizer: the resume point), history.csv, logs/ (TensorBoard), best.keras (the best
+    student by val_accuracy), and at the end model.keras (the student alone) and metrics.json.
+
+    Args:
+        build_distiller: callable returning a compiled `Distiller`; called inside the strategy
+            scope, only when there is no checkpoint to resume.
+        train_data, val_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        epochs: total epochs (a resumed run trains only the missing ones).
+        batch_size / batch_policy / strategy / augment_shift / seed / verbose / callbacks: as in
+            `keras_caps.training.fit_capsnet`.
+    Returns:
+        metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss, epochs,
+        train_time_s, params (student), teacher_params, history, model_path.
+    """
+    if batch_policy is None:
+        if batch_size is None or int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        fixed = int(batch_size)
+        batch_of = lambda epoch: fixed  # noqa: E731
+    else:
+        batch_of = batch_policy.batch_size
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}.")
+    os.makedirs(model_dir, exist_ok=True)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    state = read_state(checkpoint_dir)
+    with scope:
+        distiller = load_last_model(checkpoint_dir) if state else build_distiller()
+    if not isinstance(distiller, Distiller):
+        raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
+    expected = tuple(image_input(distiller.student).shape[1:])
+    for name, (images, labels) in (("training", train_data), ("validation", val_data)):
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"{name} images have shape {tuple(images.shape[1:])} but the student expects "
+                f"{expected}; choose the matching dataset or models."
+            )
+        if len(images) != len(labels) or len(images) == 0:
+            raise ValueError(f"{name}: {len(images)} images and {len(labels)} labels; need the "
+                             "same positive number.")
+    start = state["epoch"] if state else 0
+    history = state["history"] if state else None
+    checkpoint = ResumableCheckpoint(model_dir, history=history, monitor=None)
+    best = max((r["val_accuracy"] for r in history or [] if "val_accuracy" in r), default=None)
+    best_student = BestStudentCheckpoint(os.path.join(model_dir, "best.keras"), best=best)
+    timer = EpochTimer()
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
+    val_ds = data_lib.make_dataset(*val_data, batch_size=max(batch_of(0), 64), shuffle=False,
+                                   num_classes=distiller.num_classes)
+    if start and verbose:
+        print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
+    for epoch in range(start, int(epochs)):
+        train_ds = data_lib.make_dataset(*train_data, batch_size=batch_of(epoch), shuffle=True,
+                                         augment_shift=augment_shift, seed=seed + epoch,
+                                         num_classes=distiller.num_classes)
+        distiller.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, validation_data=val_ds,
+                      callbacks=[timer, best_student, checkpoint, tensorboard, *callbacks],
+                      shuffle=False, verbose=verbose)
+    results = distiller.evaluate(val_ds, verbose=0, return_dict=True)
+    history = checkpoint.history
+    metrics = {
+        "test_accuracy": float(results["accuracy"]),
+        "test_loss": float(results["loss"]),
+        "test_kd_loss": float(results["kd_loss"]),
+        "test_task_loss": float(results["task_loss"]),
+        "best_test_accuracy": max((r.get("val_accuracy", 0.0) for r in history), default=None),
+        "epochs": len(history),
+        "train_time_s": float(sum(r.get("time_s", 0.0) for r in history)),
+        "params": int(distiller.student.count_params()),
+        "teacher_params": int(distiller.teacher.count_params()),
+        "history": history,
+        "model_path": os.path.join(model_dir, "model.keras"),
+    }
+    distiller.save_student(metrics["model_path"])
+    write_json(os.path.join(model_dir, "metrics.json"), metrics)
+    return metrics
+
+
+__all__ = [
+    "BestStudentCheckpoint",
+    "Distiller",
+    "LengthCrossentropy",
+    "TASK_LOSSES",
+    "capsule_matching_loss",
+    "distillation_kl",
+    "fit_distiller",
+    "length_crossentropy",
+    "length_logits",
+    "soft_probabilities",
+]

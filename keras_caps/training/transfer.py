@@ -1,0 +1,641 @@
+r"""Transfer learning for capsule networks (paper 000, Sec. 3.3 and 3.5.1).
+
+* `init_student_from_teacher`: initialise a (narrower) student from a trained teacher by
+  copying the teacher's most important channels / capsule types / capsule components,
+  consistently through the network.
+* `replace_head`: cross-dataset transfer: the same backbone with a fresh class-capsule head
+  (and Length / Mask / decoder) for a new number of classes.
+* `GradualUnfreezing`: layer-wise fine-tuning: train the last layers first, unfreeze earlier
+  layers stage by stage, lowering the learning rate by a factor at each stage.
+* `with_l2_regularization`: the L2 term lambda R(w) of eq. 16.
+
+Shapes: B batch, (H, W) grid, C channels, T capsule types, D capsule dims, J classes,
+N = H * W * T input capsules of the class capsules (n = (h * W + w) * T + t).
+
+Index maps
+----------
+`init_student_from_teacher` walks the student's layers in order and keeps, for every tensor, the
+teacher indices its student entries came from:
+    channel tensors (B, H, W, C) / (B, F): an int array (C_student,) of teacher channels;
+    capsule grids (B, H, W, T, D):          types (T_s,) and components (T_s, D_s) per type;
+    class capsules (B, J, D):               components (D_s,) (J must be equal).
+A layer whose input map is unknown (its producer was skipped, or a different kind) is skipped
+too: its weights would see unrelated inputs. Skipped layers keep their fresh initialisation.
+
+Importance
+----------
+For a narrower student layer the teacher's outputs with the largest importance are kept (in
+their original order). Default ("l1"): the L1 norm of each output's weights, e.g. a Conv2D
+filter sum |W[:, :, :, c]|, a primary capsule type the sum over its D filters, a class-capsule
+output component sum |W[n, j, i, d]| over n, j, i. `importance` may also be a dict
+{teacher layer name: scores} (e.g. CHIP channel-independence scores): for Conv2D / Dense a
+(C_out,) array; for PrimaryCapsule (T * D,) per channel (types scored by their channel sums,
+components by the channel scores) or (T,) per type; for ConvCapsule (T,) or (T * D,); for
+DenseCapsule (D_out,). Layers absent from the dict use the L1 default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import numpy as np
+
+from keras_caps.layers import ConvCapsule, Decoder, DenseCapsule, Mask, PrimaryCapsule
+from keras_caps.models.heads import attach_heads, has_decoder, image_input
+
+# ------------------------------------------------------------------------------ index maps
+
+
+class _Caps:
+    """Capsule-grid index map: teacher types (T_s,) and components (T_s, D_s)."""
+
+    def __init__(self, types, comps):
+        self.types = np.asarray(types, dtype=np.int64)
+        self.comps = np.asarray(comps, dtype=np.int64)
+
+
+class _ClassCaps:
+    """Class-capsule index map: teacher output components (D_s,), classes identical."""
+
+    def __init__(self, comps, teacher_dim):
+        self.comps = np.asarray(comps, dtype=np.int64)
+        self.teacher_dim = int(teacher_dim)
+
+
+class _Skip(Exception):
+    """A layer that cannot be mapped; the message is the reason in the report."""
+
+
+def _top(scores, k):
+    """Indices of the k largest scores (stable on ties), in ascending order."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.sort(np.argsort(-scores, kind="stable")[:k])
+
+
+def _first(x):
+    return x[0] if isinstance(x, (list, tuple)) else x
+
+
+def _scores(importance, name, default, sizes, what):
+    """Scores for teacher layer `name`: the user's if given (checked), else `default`."""
+    if not isinstance(importance, dict) or name not in importance:
+        return default
+    scores = np.asarray(importance[name], dtype=np.float64).reshape(-1)
+    if scores.shape[0] not in sizes:
+        raise ValueError(
+            f"importance[{name!r}] has {scores.shape[0]} scores but the teacher layer has "
+            f"{' or '.join(str(s) for s in sizes)} {what}; give one score per output channel "
+            "(or per capsule type)."
+        )
+    return scores
+
+
+# ------------------------------------------------------------------------------ layer handlers
+
+
+def _conv_like(s_layer, t_layer, s_kernel, t_kernel, in_map, importance, name):
+    """Shared by Conv2D / Dense: kernel (..., C_in, C_out). Returns (kernel, keep)."""
+    if s_kernel.shape[:-2] != t_kernel.shape[:-2]:
+        raise _Skip(f"kernel size {s_kernel.shape[:-2]} differs from the teacher's "
+                    f"{t_kernel.shape[:-2]}")
+    if in_map is None or not isinstance(in_map, np.ndarray) or len(in_map) != s_kernel.shape[-2]:
+        raise _Skip("its input channels do not map onto the teacher's")
+    cout_s, cout_t = s_kernel.shape[-1], t_kernel.shape[-1]
+    if cout_s > cout_t:
+        raise _Skip(f"student has more outputs ({cout_s}) than the teacher ({cout_t})")
+    axes = tuple(range(t_kernel.ndim - 1))
+    scores = _scores(importance, name, np.abs(t_kernel).sum(axis=axes), (cout_t,), "outputs")
+    keep = _top(scores, cout_s)
+    kernel = np.take(np.take(t_kernel, in_map, axis=-2), keep, axis=-1)
+    return kernel, keep
+
+
+def _transfer_conv(s_layer, t_layer, in_map, importance):
+    s_w, t_w = s_layer.get_weights(), t_layer.get_weights()
+    kernel, keep = _conv_like(s_layer, t_layer, s_w[0], t_w[0], in_map, importance, t_layer.name)
+    new = [kernel]
+    if len(s_w) > 1:
+        if len(t_w) < 2:
+            raise _Skip("student has a bias but the teacher has none")
+        new.append(t_w[1][keep])
+    s_layer.set_weights(new)
+    return keep, {"kept_channels": keep.tolist()}
+
+
+def _transfer_bn(s_layer, t_layer, in_map, importance):
+    if not isinstance(in_map, np.ndarray) or len(in_map) != s_layer.get_weights()[0].shape[0]:
+        raise _Skip("its input channels do not map onto the teacher's")
+    s_layer.set_weights([w[in_map] for w in t_layer.get_weights()])
+    return in_map, {"kept_channels": in_map.tolist()}
+
+
+def _transfer_primary(s_layer, t_layer, in_map, importance):
+    s_w, t_w = s_layer.conv.get_weights(), t_layer.conv.get_weights()
+    if s_w[0].shape[:2] != t_w[0].shape[:2]:
+        raise _Skip(f"kernel size {s_w[0].shape[:2]} differs from the teacher's {t_w[0].shape[:2]}")
+    if not isinstance(in_map, np.ndarray) or len(in_map) != s_w[0].shape[2]:
+        raise _Skip("its input channels do not map onto the teacher's")
+    ts, ds = s_layer.num_capsules, s_layer.capsule_dim
+    tt, dt = t_layer.num_capsules, t_layer.capsule_dim
+    if ts > tt or ds > dt:
+        raise _Skip(f"student capsules {ts} x {ds}D exceed the teacher's {tt} x {dt}D")
+    channel_l1 = np.abs(t_w[0]).sum(axis=(0, 1, 2))  # (T_t * D_t,)
+    scores = _scores(importance, t_layer.name, channel_l1, (tt * dt, tt), "channels / types")
+    if scores.shape[0] == tt:
+        type_scores, channel_scores = scores, channel_l1
+    else:
+        type_scores, channel_scores = scores.reshape(tt, dt).sum(axis=1), scores
+    types = _top(type_scores, ts)  # (T_s,)
+    comps = np.stack([_top(channel_scores[t * dt:(t + 1) * dt], ds) for t in types])  # (T_s, D_s)
+    channels = (types[:, None] * dt + comps).reshape(-1)  # student channel i * D_s + d
+    kernel = t_w[0][:, :, in_map][..., channels]
+    s_layer.conv.set_weights([kernel, t_w[1][channels]])
+    info = {"kept_types": types.tolist(), "kept_components": comps.tolist()}
+    return (_Caps(types, comps), channels), info
+
+
+def _select_rows(kernel, types, comps):
+    """kernel (R, T_t, J, Din_t, Dout) -> (R, T_s, J, Din_s, Dout): types, per-type comps."""
+    return np.stack([kernel[:, t][:, :, c, :] for t, c in zip(types, comps)], axis=1)
+
+
+def _transfer_dense_caps(s_layer, t_layer, in_map, importance):
+    if s_layer.num_capsules != t_layer.num_capsules:
+        raise _Skip(f"{s_layer.num_capsules} output capsules but the teacher has "
+                    f"{t_layer.num_capsules} (a different task: use replace_head)")
+    if s_layer.weight_sharing != t_layer.weight_sharing:
+        raise _Skip("weight sharing differs between student and teacher")
+    s_in, t_in = _first(s_layer.input).shape, _first(t_layer.input).shape
+    if len(s_in) == 5:
+        if not isinstance(in_map, _Caps) or len(in_map.types) != s_in[3]:
+            raise _Skip("its input capsules do not map onto the teacher's")
+        if tuple(s_in[1:3]) != tuple(t_in[1:3]):
+            raise _Skip(f"input grid {tuple(s_in[1:3])} differs from the teacher's "
+                        f"{tuple(t_in[1:3])}")
+    elif tuple(s_in) != tuple(t_in) or in_map is None:
+        raise _Skip("its (B, N, D) input does not map onto the teacher's")
+    (tk,) = t_layer.get_weights()
+    (sk,) = s_layer.get_weights()
+    j, dout_s, dout_t = s_layer.num_capsules, s_layer.capsule_dim, t_layer.capsule_dim
+    if dout_s > dout_t:
+        raise _Skip(f"student capsule dim {dout_s} exceeds the teacher's {dout_t}")
+    out_scores = _scores(importance, t_layer.name, np.abs(tk).sum(axis=(0, 1, 2)), (dout_t,),
+                         "output components")
+    out = _top(out_scores, dout_s)
+    if len(s_in) == 5:
+        tt, din_t = int(t_in[3]), int(t_in[4])
+        if t_layer.weight_sharing:
+            grid = tk.reshape(1, tt, j, din_t, dout_t)
+        else:
+            grid = tk.reshape(-1, tt, j, din_t, dout_t)  # (P, T_t, J, Din_t, Dout_t)
+        kernel = _select_rows(grid, in_map.types, in_map.comps)[..., out]
+        kernel = kernel.reshape(sk.shape)
+    else:
+        kernel = tk[..., out]
+    s_layer.set_weights([kernel])
+    return _ClassCaps(out, dout_t), {"kept_output_components": out.tolist()}
+
+
+def _transfer_conv_caps(s_layer, t_layer, in_map, importance):
+    if s_layer.kernel_size != t_layer.kernel_size:
+        raise _Skip(f"kernel size {s_layer.kernel_size} differs from the teacher's "
+                    f"{t_layer.kernel_size}")
+    if not isinstance(in_map, _Caps) or len(in_map.types) != s_layer.input_types:
+        raise _Skip("its input capsules do not map onto the teacher's")
+    cs, ds, ct, dt = (s_layer.num_capsules, s_layer.capsule_dim, t_layer.num_capsules,
+                      t_layer.capsule_dim)
+    if cs > ct or ds > dt:
+        raise _Skip(f"student capsules {cs} x {ds}D exceed the teacher's {ct} x {dt}D")
+    (tk,) = t_layer.get_weights()  # (k*k*C_in_t, C_out_t, Din_t, Dout_t)
+    kk = s_layer.kernel_size**2
+    channel_l1 = np.abs(tk).sum(axis=(0, 2)).reshape(-1)  # (C_out_t * Dout_t,)
+    scores = _scores(importance, t_layer.name, channel_l1, (ct * dt, ct), "channels / types")
+    if scores.shape[0] == ct:
+        type_scores, channel_scores = scores, channel_l1
+    else:
+        type_scores, channel_scores = scores.reshape(ct, dt).sum(axis=1), scores
+    types = _top(type_scores, cs)
+    comps = np.stack([_top(channel_scores[t * dt:(t + 1) * dt], ds) for t in types])
+    grid = tk.reshape(kk, t_layer.input_types, ct, t_layer.input_dim, dt)
+    rows = _select_rows(grid, in_map.types, in_map.comps)
+    # rows: (kk, C_in_s, C_out_t, Din_s, Dout_t) -> output types and per-type components
+    kernel = np.stack([rows[:, :, t][..., c] for t, c in zip(types, comps)], axis=2)
+    s_layer.set_weights([kernel.reshape(s_layer.get_weights()[0].shape)])
+    info = {"kept_types": types.tolist(), "kept_components": comps.tolist()}
+    return _Caps(types, comps), info
+
+
+def _transfer_decoder(s_layer, t_layer, in_map, importance):
+    if s_layer.image_shape != t_layer.image_shape:
+        raise _Skip(f"image shape {s_layer.image_shape} differs from the teacher's "
+                    f"{t_layer.image_shape}")
+    if len(s_layer.hidden) != len(t_layer.hidden):
+        raise _Skip("the decoders have different numbers of hidden layers")
+    wider = [(s, t) for s, t in zip(s_layer.hidden_units, t_layer.hidden_units) if s > t]
+    if wider:
+        raise _Skip(f"student decoder widths {s_layer.hidden_units} exceed the teacher's "
+                    f"{t_layer.hidden_units}")
+    current, kept = in_map, []
+    for s_dense, t_dense in zip(s_layer.hidden + [s_layer.pixels],
+                                t_layer.hidden + [t_layer.pixels]):
+        current, _ = _transfer_conv(s_dense, t_dense, current, {})
+        kept.append(current.tolist())
+    return None, {"kept_units": kept[:-1]}
+
+
+def _mask_map(s_layer, t_layer, in_map):
+    if not isinstance(in_map, _ClassCaps) or s_layer.mode != t_layer.mode:
+        return None
+    if s_layer.mode == "reduced":
+        return in_map.comps
+    j = int(_first(s_layer.input).shape[1])
+    return (np.arange(j)[:, None] * in_map.teacher_dim + in_map.comps[None, :]).reshape(-1)
+
+
+_HANDLERS = (
+    (PrimaryCapsule, _transfer_primary),
+    (DenseCapsule, _transfer_dense_caps),
+    (ConvCapsule, _transfer_conv_caps),
+    (Decoder, _transfer_decoder),
+    (keras.layers.Conv2D, _transfer_conv),
+    (keras.layers.Dense, _transfer_conv),
+    (keras.layers.BatchNormalization, _transfer_bn),
+)
+
+
+def init_student_from_teacher(teacher, student, importance="l1"):
+    """Copies the teacher's most important weights into the student, in place.
+
+    Layers are matched by name. Equal shapes: copied as they are. A narrower student layer
+    gets the teacher's most important outputs (see the module doc), and every later layer
+    reads the matching inputs: conv1 output channels -> primary conv input channels; primary
+    capsule types (groups of D channels) and components -> class-capsule kernel rows
+    (non-shared: row (h * W + w) * T_s + t of the student is row (h * W + w) * T_t +
+    types[t] of the teacher, at every position) and their Din entries; class-capsule output
+    components -> the decoder's first Dense rows. What cannot be mapped (a different kernel
+    size, a wider student, a different grid or class count, an unmapped input) keeps its fresh
+    initialisation and is reported.
+
+    Args:
+        teacher: a trained keras_caps model (capsnet / deep_capsnet).
+        student: a keras_caps model of the same family (fewer channels / types / dims).
+        importance: "l1" or {teacher layer name: scores} (see the module doc).
+    Returns:
+        report dict: "layers" {name: {"action": "copied" | "sliced" | "skipped", "reason",
+        kept indices}}, "copied" / "sliced" (names), "skipped" {name: reason},
+        "params_transferred" (student parameters set from the teacher), "student_params".
+    """
+    if importance != "l1" and not isinstance(importance, dict):
+        raise ValueError(f"importance must be 'l1' or a dict {{layer name: scores}}, got "
+                         f"{importance!r}.")
+    if isinstance(importance, dict):
+        missing = [n for n in importance if n not in {layer.name for layer in teacher.layers}]
+        if missing:
+            raise ValueError(f"importance names layers {missing} that the teacher lacks; "
+                             f"teacher layers: {[layer.name for layer in teacher.layers]}.")
+    maps = {}
+    t_inputs = {t.name: t for t in keras.tree.flatten(teacher.input)}
+    for s_in in keras.tree.flatten(student.input):
+        t_in = t_inputs.get(s_in.name)
+        if t_in is not None and tuple(t_in.shape) == tuple(s_in.shape):
+            maps[id(s_in)] = np.arange(int(s_in.shape[-1]))
+    layers, report = {}, {"copied": [], "sliced": [], "skipped": {}}
+    transferred = 0
+    for s_layer in student.layers:
+        if isinstance(s_layer, keras.layers.InputLayer):
+            continue
+        inputs = keras.tree.flatten(s_layer.input)
+        in_map = maps.get(id(inputs[0])) if inputs else None
+        outputs = keras.tree.flatten(s_layer.output)
+        try:
+            t_layer = teacher.get_layer(s_layer.name)
+        except ValueError:
+            t_layer = None
+        if not s_layer.weights:
+            out = None
+            if isinstance(s_layer, Mask) and isinstance(t_layer, Mask):
+                out = _mask_map(s_layer, t_layer, in_map)
+            elif isinstance(in_map, np.ndarray) and outputs and inputs and (
+                    tuple(outputs[0].shape[-1:]) == tuple(inputs[0].shape[-1:])):
+                out = in_map  # ReLU, Dropout, ...: channels pass through
+            elif isinstance(in_map, (_Caps, _ClassCaps)) and tuple(outputs[0].shape) == tuple(
+                    inputs[0].shape):
+                out = in_map
+            maps[id(outputs[0])] = out
+            continue
+        handler = next((h for cls, h in _HANDLERS if isinstance(s_layer, cls)), None)
+        try:
+            if t_layer is None:
+                raise _Skip(f"the teacher has no layer named {s_layer.name!r}")
+            if type(t_layer) is not type(s_layer):
+                raise _Skip(f"the teacher's {s_layer.name!r} is a {type(t_layer).__name__}, "
+                            f"not a {type(s_layer).__name__}")
+            if handler is None:
+                raise _Skip(f"no transfer rule for {type(s_layer).__name__} layers")
+            same = [w.shape for w in s_layer.weights] == [w.shape for w in t_layer.weights]
+            out, info = handler(s_layer, t_layer, in_map, importance)
+        except _Skip as why:
+            layers[s_layer.name] = {"action": "skipped", "reason": str(why)}
+            report["skipped"][s_layer.name] = str(why)
+            for o in outputs:
+                maps[id(o)] = None
+            continue
+        action = "copied" if same else "sliced"
+        layers[s_layer.name] = {"action": action, "reason": None, **info}
+        report[action].append(s_layer.name)
+        transferred += int(s_layer.count_params())
+        if isinstance(out, tuple):
+            for o, m in zip(outputs, out):
+                maps[id(o)] = m
+        else:
+            maps[id(outputs[0])] = out
+    report.update(layers=layers, params_transferred=transferred,
+                  student_params=int(student.count_params()))
+    return report
+
+
+# ------------------------------------------------------------------------------ head replacement
+
+
+def replace_head(model, num_classes, class_dim=None, routings=None, decoder="same",
+                 decoder_units=None, name=None):
+    """A copy of `model` with a fresh class-capsule head for `num_classes` classes.
+
+    Every layer before "class_caps" (conv / BN / primary / intermediate capsules) is rebuilt
+    from its config and gets the model's weights exactly; the class capsules (J = num_classes),
+    Length, and Mask + decoder are new. The input model is left untouched.
+
+    Args:
+        model: keras_caps model (capsnet / deep_capsnet).
+        num_classes: J of the new task.
+        class_dim: new class-capsule dim (default: the old one).
+        routings: routing iterations (default: the old ones).
+        decoder: "same" (the model's decoder kind and widths, fresh weights), None / "none",
+            "full" or "reduced".
+        decoder_units: hidden widths of a new decoder (default: the old ones or (512, 1024)).
+        name: of the new model (default: the old name).
+    Returns:
+        The new, uncompiled model: image -> {"lengths": (B, J)} or with a decoder
+        {"image", "label"} -> {"lengths", "reconstruction"}.
+    """
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+    try:
+        model.get_layer("class_caps")
+    except ValueError as err:
+        raise ValueError(f"model {model.name!r} has no 'class_caps' layer: replace_head needs a "
+                         "keras_caps capsnet / deep_capsnet.") from err
+    old_units = None
+    if has_decoder(model):
+        old_units = model.get_layer("decoder").hidden_units
+    if decoder == "same":
+        decoder = model.get_layer("mask").mode if has_decoder(model) else None
+    decoder_units = tuple(decoder_units or old_units or (512, 1024))
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    old = clone.get_layer("class_caps")
+    caps = DenseCapsule(
+        int(num_classes),
+        int(class_dim or old.capsule_dim),
+        routings=int(routings or old.routings),
+        stop_gradient=old.stop_gradient,
+        weight_sharing=old.weight_sharing,
+        kernel_regularizer=old.kernel_regularizer,
+        name="class_caps",
+    )(_first(old.input))  # (B, J, D)
+    return attach_heads(image_input(clone), caps, decoder, decoder_units, name or model.name)
+
+
+# ------------------------------------------------------------------------------ L2 (eq. 16)
+
+
+REGULARIZED = ("Conv2D", "Dense", "PrimaryCapsule", "DenseCapsule", "ConvCapsule")
+
+
+def with_l2_regularization(model, strength, layer_types=REGULARIZED):
+    """A copy of `model` whose kernels carry an L2 penalty: lambda * sum(w^2) (eq. 16).
+
+    The penalty is set as each layer's `kernel_regularizer` in the config (Conv2D, Dense,
+    PrimaryCapsule's convolution, DenseCapsule / ConvCapsule transforms; biases, BatchNorm and
+    the Decoder's internal Dense layers are not penalised) and the model is rebuilt with the
+    same weights. So the penalty is part of the saved model, survives checkpoint resumes, and
+    Keras adds it to the loss (`model.losses`); frozen weights add nothing (Keras only
+    regularises trainable weights). Any previous kernel regularizer is replaced.
+
+    Args:
+        model: functional keras_caps model.
+        strength: lambda >= 0 (0 returns `model` itself).
+        layer_types: class names of the layers to regularise.
+    """
+    strength = float(strength)
+    if strength < 0:
+        raise ValueError(f"L2 strength must be >= 0, got {strength}.")
+    if strength == 0:
+        return model
+    config = model.get_config()
+    reg = keras.regularizers.serialize(keras.regularizers.L2(strength))
+    for layer in config["layers"]:
+        if layer["class_name"] in layer_types and "kernel_regularizer" in layer["config"]:
+            layer["config"]["kernel_regularizer"] = reg
+    new = model.__class__.from_config(config)
+    new.set_weights(model.get_weights())
+    return new
+
+
+# ------------------------------------------------------------------------------ gradual unfreezing
+
+
+def default_stages(model):
+    """Layer-name stages from the head back to the input: [[class_caps, decoder, ...],
+    [primary_caps], ..., [conv1]]; each BatchNormalization goes with the conv before it."""
+    groups = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization) and groups:
+            groups[-1].append(layer.name)
+        else:
+            groups.append([layer.name])
+    if not groups:
+        raise ValueError(f"model {model.name!r} has no layers with weights to unfreeze.")
+    names = [g[0] for g in groups]
+    head = names.index("class_caps") if "class_caps" in names else len(groups) - 1
+    head_group = [n for g in groups[head:] for n in g]
+    return [head_group] + [g for g in reversed(groups[:head])]
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class GradualUnfreezing(keras.callbacks.Callback):
+    """Layer-wise fine-tuning: last layers first, earlier layers unfrozen stage by stage.
+
+    At the start of each epoch the layers of every stage that has begun are trainable, all
+    other layers with weights are frozen, and the learning rate is
+    base_learning_rate * lr_factor ** (stages begun - 1). The state is a pure function of the
+    epoch, so per-epoch `fit` calls (`fit_capsnet`) and resumed runs get the same schedule.
+    Layers named in no stage stay frozen throughout.
+
+    Mechanism: freezing sets `variable.trainable = False` on the layer's trainable variables
+    (Keras's `trainable_weights` filters on it) and re-traces the train step with
+    `model.make_train_function(force=True)` whenever the set changes. Variable flags, unlike
+    `layer.trainable`, are not saved in the model config: a checkpoint reloads with every
+    variable trainable, so the optimizer is rebuilt over all of them and can update a layer
+    unfrozen later (an optimizer only updates variables it was built with). Compile the
+    model with all layers trainable; the callback freezes them. BatchNormalization moving
+    statistics of frozen layers still adapt to the new data (only gamma / beta are frozen).
+
+    Args:
+        schedule: "auto" (`default_stages(model)`), a list of stages (lists of layer names,
+            last layers first; stage k begins at epoch k * epochs_per_stage), or a dict
+            {epoch (0-based): [layer names]} that must include epoch 0.
+        epochs_per_stage: epochs per stage for "auto" / list schedules.
+        lr_factor: learning-rate factor per stage (paper: a smaller LR for earlier layers).
+        base_learning_rate: the stage-0 LR (default: the optimizer's LR at the first
+            train begin; must be a float LR, not a schedule, when lr_factor != 1).
+        verbose: print each change.
+    Attributes:
+        log: [{"epoch", "stage", "trainable", "learning_rate"}] for each epoch begun.
+    """
+
+    def __init__(self, schedule="auto", epochs_per_stage=1, lr_factor=0.5,
+                 base_learning_rate=None, verbose=0):
+        super().__init__()
+        if int(epochs_per_stage) < 1:
+            raise ValueError(f"epochs_per_stage must be >= 1, got {epochs_per_stage}.")
+        if not 0 < float(lr_factor) <= 1:
+            raise ValueError(f"lr_factor must lie in (0, 1], got {lr_factor}.")
+        if isinstance(schedule, dict):
+            schedule = {int(k): list(v) for k, v in schedule.items()}
+            if 0 not in schedule:
+                raise ValueError("a dict schedule must list the layers trainable from epoch 0, "
+                                 f"e.g. {{0: ['class_caps'], 2: ['primary_caps']}}; got keys "
+                                 f"{sorted(schedule)}.")
+        elif schedule != "auto" and not (isinstance(schedule, (list, tuple)) and schedule):
+            raise ValueError("schedule must be 'auto', a non-empty list of stages or a dict "
+                             f"{{epoch: [layer names]}}, got {schedule!r}.")
+        self.schedule = schedule
+        self.epochs_per_stage = int(epochs_per_stage)
+        self.lr_factor = float(lr_factor)
+        self.base_learning_rate = (None if base_learning_rate is None
+                                   else float(base_learning_rate))
+        self.verbose = int(verbose)
+        self.starts = None
+        self.log = []
+        self._managed = None
+        self._model_id = None
+
+    def get_config(self):
+        return {"schedule": self.schedule, "epochs_per_stage": self.epochs_per_stage,
+                "lr_factor": self.lr_factor, "base_learning_rate": self.base_learning_rate,
+                "verbose": self.verbose}
+
+    # -- the schedule as a function of the epoch ------------------------------------------------
+
+    def resolve(self, model):
+        """Sorted [(start epoch, [layer names])] for `model` (checks the names exist)."""
+        if self.schedule == "auto":
+            stages = default_stages(model)
+        elif isinstance(self.schedule, dict):
+            stages = None
+            starts = sorted(self.schedule.items())
+        else:
+            stages = [list(s) for s in self.schedule]
+        if stages is not None:
+            starts = [(k * self.epochs_per_stage, s) for k, s in enumerate(stages)]
+        known = {layer.name for layer in model.layers}
+        unknown = sorted({n for _, names in starts for n in names} - known)
+        if unknown:
+            raise ValueError(f"GradualUnfreezing: model {model.name!r} has no layers {unknown}; "
+                             f"its layers are {[layer.name for layer in model.layers]}.")
+        return starts
+
+    def stage_at(self, epoch):
+        """Index of the latest stage begun at `epoch` (0-based)."""
+        return sum(1 for start, _ in self.starts if start <= epoch) - 1
+
+    def trainable_at(self, epoch):
+        """Names of the layers trainable during `epoch`."""
+        return sorted({n for start, names in self.starts if start <= epoch for n in names})
+
+    def learning_rate_at(self, epoch):
+        return self.base_learning_rate * self.lr_factor ** self.stage_at(epoch)
+
+    # -- Keras hooks ----------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if self._model_id == id(model):
+            return  # a later fit() on the same model (per-epoch loops): already set up
+        self._model_id = id(model)
+        self.starts = self.resolve(model)
+        # Layers and the variables they train, recorded once (before any freezing).
+        self._managed = {layer.name: [v for v in layer.weights if v.trainable]
+                         for layer in model.layers if layer.weights}
+        optimizer = model.optimizer
+        if not optimizer.built:
+            # Build over every variable now (fit would build it lazily over the unfrozen ones
+            # only, and could then never update the layers unfrozen later).
+            strategy = getattr(model, "distribute_strategy", None)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                optimizer.build(model.trainable_variables)
+        known = getattr(optimizer, "_trainable_variables_indices", None)
+        if getattr(optimizer, "built", False) and known is not None:
+            missing = [v.path for vs in self._managed.values() for v in vs
+                       if optimizer._var_key(v) not in known]
+            if missing:
+                raise ValueError(
+                    f"the optimizer was built without {missing}: compile and fit the model with "
+                    "every layer trainable and let GradualUnfreezing freeze them (an optimizer "
+                    "can only update the variables it was built with)."
+                )
+        if self.base_learning_rate is None:
+            if isinstance(getattr(optimizer, "_learning_rate", None),
+                          keras.optimizers.schedules.LearningRateSchedule):
+                if self.lr_factor != 1:
+                    raise ValueError(
+                        "GradualUnfreezing lowers the learning rate per stage, but the optimizer "
+                        "uses a LearningRateSchedule; use a float learning rate or "
+                        "lr_factor=1.0."
+                    )
+                self.base_learning_rate = None
+            else:
+                self.base_learning_rate = float(keras.ops.convert_to_numpy(
+                    optimizer.learning_rate))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        wanted = set(self.trainable_at(epoch))
+        changed = False
+        for name, variables in self._managed.items():
+            flag = name in wanted
+            for v in variables:
+                if v.trainable != flag:
+                    v.trainable = flag
+                    changed = True
+        if changed:
+            self.model.make_train_function(force=True)
+        lr = None
+        if self.base_learning_rate is not None and self.lr_factor != 1:
+            lr = self.learning_rate_at(epoch)
+            self.model.optimizer.learning_rate = lr
+        entry = {"epoch": int(epoch), "stage": self.stage_at(epoch), "trainable": sorted(wanted),
+                 "learning_rate": lr}
+        self.log.append(entry)
+        if self.verbose and changed:
+            print(f"GradualUnfreezing: epoch {epoch + 1}, stage {entry['stage']}, trainable "
+                  f"{entry['trainable']}, learning rate {lr}")
+
+
+def trainable_layer_names(model):
+    """Names of the layers of `model` that currently have trainable weights."""
+    return [layer.name for layer in model.layers if layer.trainable_weights]
+
+
+__all__ = [
+    "GradualUnfreezing",
+    "REGULARIZED",
+    "default_stages",
+    "init_student_from_teacher",
+    "replace_head",
+    "trainable_layer_names",
+    "with_l2_regularization",
+]

@@ -1,0 +1,71 @@
+"""The KD / TL study binary end to end on tiny synthetic data."""
+
+import json
+import types
+
+import pytest
+from absl import flags
+
+from tests.test_train_capsnet import _data
+from train import kd_study
+
+
+def _study_flags(tmp_path, **overrides):
+    kd_study.define_flags()
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["prog"])
+    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values.update(kd_study.PRESETS["quick"])
+    values.update(
+        model_dir=str(tmp_path / "study"), conv_filters=8, conv_kernel=3, primary_capsules=4,
+        primary_dim=4, primary_kernel=3, class_dim=6, teacher_epochs=1,
+        student_conv_filters=4, student_primary_capsules=2, student_primary_dim=4,
+        student_class_dim=4, epochs=1, batch_size=16, verbose=0, train_examples=None,
+        test_examples=None, latency_batch=8, latency_repeats=2, teacher=None,
+    )
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+def test_study_trains_teacher_and_each_method_and_reports(tmp_path):
+    fv = _study_flags(tmp_path, kd_methods=["baseline", "tl", "kd_tl"])  # kd: next test
+    summary = kd_study.run(fv, datasets_override=(_data(32), _data(16, 1)))
+    rows = summary["rows"]
+    assert [r["method"] for r in rows] == ["teacher", "baseline", "tl", "kd_tl"]
+    teacher, students = rows[0], rows[1:]
+    for row in rows:
+        for key in ("test_accuracy", "params", "flops", "train_time_s", "latency_ms",
+                    "final_loss", "epochs"):
+            assert row[key] is not None, (row["method"], key)
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and row["latency_ms"] > 0
+    # the same student architecture each way: identical size, smaller than the teacher
+    assert len({(r["params"], r["flops"]) for r in students}) == 1
+    assert students[0]["params"] < teacher["params"] and students[0]["flops"] < teacher["flops"]
+    study = tmp_path / "study"
+    assert (study / "tl_b16_fixed" / "transfer_report.json").exists()
+    assert (study / "kd_tl_b16_fixed" / "transfer_report.json").exists()
+    assert not (study / "baseline_b16_fixed" / "transfer_report.json").exists()
+    assert "| kd_tl | 16 | fixed |" in (study / "study.md").read_text()
+    assert len(json.loads((study / "study.json").read_text())["rows"]) == 4
+
+
+def test_study_sweeps_batch_sizes_and_lr_policies_with_a_given_teacher(tmp_path):
+    from tests.test_distillation import _teacher
+
+    teacher_path = str(tmp_path / "teacher.keras")
+    _teacher().save(teacher_path)
+    fv = _study_flags(tmp_path, teacher=teacher_path, kd_methods=["kd"], batch_sizes=["8", "16"],
+                      lr_policies=["exponential"], lr_decay_steps=10)
+    rows = kd_study.run(fv, datasets_override=(_data(16), _data(8, 1)))["rows"]
+    assert [(r["method"], r["batch_size"], r["lr_policy"]) for r in rows] == [
+        ("kd", 8, "exponential"), ("kd", 16, "exponential")]
+    assert (tmp_path / "study" / "kd_b8_exponential" / "model.keras").exists()
+
+
+def test_study_rejects_bad_method_and_policy_lists(tmp_path):
+    with pytest.raises(ValueError, match="--kd_methods must name some of"):
+        kd_study.run(_study_flags(tmp_path, kd_methods=["fitnets"]),
+                     datasets_override=(_data(), _data()))
+    with pytest.raises(ValueError, match=r"--lr_policies \['sgdr'\] unknown"):
+        kd_study.run(_study_flags(tmp_path, lr_policies=["sgdr"]),
+                     datasets_override=(_data(), _data()))
