@@ -54,9 +54,8 @@ PRESETS = {
 
 def define_flags():
     train_capsnet.define_flags()
-    if "preset" in FLAGS:
+    if "policies" in FLAGS:
         return
-    flags.DEFINE_enum("preset", "quick", list(PRESETS), "Study preset (explicit flags win).")
     flags.DEFINE_list("policies", list(POLICIES), f"Policies to train, from {list(POLICIES)}.")
 
 
@@ -130,9 +129,7 @@ def run(flags_obj, datasets_override=None):
 
 
 def main(_):
-    for name, value in PRESETS[FLAGS.preset].items():
-        if not FLAGS[name].present:
-            setattr(FLAGS, name, value)
+    train_capsnet.apply_preset(FLAGS, PRESETS, default="quick")
     summary = run(FLAGS)
     print(json.dumps({"baseline_max_accuracy": summary["baseline_max_accuracy"]}))
 

@@ -246,9 +246,7 @@ def run(flags_obj, datasets_override=None):
 
 
 def main(_):
-    for name, value in PRESETS[FLAGS.preset].items():
-        if not FLAGS[name].present:
-            setattr(FLAGS, name, value)
+    train_capsnet.apply_preset(FLAGS, PRESETS, default="quick")
     summary = run(FLAGS)
     print(json.dumps({"wall_time_s": summary["wall_time_s"]}))
 

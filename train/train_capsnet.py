@@ -79,6 +79,23 @@ def define_flags():
     flags.DEFINE_enum("distribution_strategy", "one_device", ["one_device", "mirrored", "multi_worker"],
                       "tf.distribute strategy.")
     flags.DEFINE_integer("verbose", 1, "1: progress bar, 0: silent.")
+    flags.DEFINE_string("preset", None, "Preset of the binary being run (e.g. quick, full); "
+                        "flags given explicitly win.")
+
+
+def apply_preset(flags_obj, presets, default=None):
+    """Sets the chosen preset's values on flags not given on the command line.
+
+    One --preset flag serves every binary (they share absl's flag namespace); each binary
+    passes its own `presets` dict. "none" (or no preset and no default) changes nothing.
+    """
+    name = flags_obj.preset or default or "none"
+    if name != "none" and name not in presets:
+        raise ValueError(f"unknown --preset {name!r}; choose one of {['none', *presets]}.")
+    flags_obj.preset = name
+    for key, value in presets.get(name, {}).items():
+        if not FLAGS[key].present:
+            setattr(flags_obj, key, value)
 
 
 def make_strategy(name):

@@ -153,7 +153,8 @@ def fit_capsnet(
             initial_epoch=epoch,
             epochs=epoch + 1,
             validation_data=val_ds,
-            callbacks=[timer, checkpoint, tensorboard, *callbacks],
+            # user callbacks before the checkpoint, so metrics they add reach history.csv
+            callbacks=[timer, *callbacks, checkpoint, tensorboard],
             shuffle=False,  # the dataset is already shuffled per epoch
             verbose=verbose,
         )

@@ -1,0 +1,84 @@
+"""train/prune.py and train/vanishing_study.py end to end on tiny synthetic data."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+from absl import flags
+
+from train import prune, vanishing_study
+
+
+def _data(n=32, seed=0):
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, 10, n)
+    x = (rng.rand(n, 12, 12, 1) * 40).astype("uint8")
+    for i, k in enumerate(y):
+        x[i, k : k + 3, 3:9] = 255
+    return x, y
+
+
+def _flags(tmp_path, **overrides):
+    vanishing_study.define_flags()
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["prog"])
+    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values.update(
+        model_dir=str(tmp_path / "run"), model="deep_capsnet", num_capsules=4, capsule_dim=2,
+        backbone_filters=["4", "8", "8"], class_dim=4, decoder="none", epochs=1, ccm_epochs=1,
+        retrain_epochs=1, batch_size=16, ci_batches=1, ci_batch_size=8, pruning_ratio=0.25,
+        verbose=0, dead_batches=1, run_eagerly=True,  # tiny models: faster than tracing
+    )
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+def test_prune_run_writes_report_and_shrinks_the_model(tmp_path):
+    from keras_caps.models import deep_capsnet
+
+    base = deep_capsnet(4, 2, 0, input_shape=(12, 12, 1), backbone_filters=(4, 8, 8),
+                        class_dim=4)
+    base.save(str(tmp_path / "base.keras"))  # (the base training stage runs in the study test)
+    fv = _flags(tmp_path, base_model=str(tmp_path / "base.keras"))
+    metrics = prune.run(fv, datasets_override=(_data(), _data(16, 1)))
+    run = tmp_path / "run"
+    for name in ("ccm/capsnet.keras", "ccm/history.csv", "scores.json",
+                 "pruned/best.keras", "pruned/kept.json", "metrics.json", "report.md"):
+        assert (run / name).exists(), name
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["pruned"]["params"] < saved["base"]["params"]
+    assert saved["pruned"]["flops"] < saved["base"]["flops"]
+    assert 0 < metrics["params_reduction"] < 1
+    kept = json.loads((run / "pruned" / "kept.json").read_text())["kept"]
+    assert len(kept["relu1"]) == 2 and len(kept["primary_caps"]) == 6  # 4 - 2; 8 - 2 (1 type)
+    assert "ccm" in (run / "ccm" / "history.csv").read_text().splitlines()[0]
+    report = (run / "report.md").read_text()
+    assert "PR=0.25" in report and "best test acc" in report
+    # the pruned best model is a plain capsnet with the kept widths
+    from train.prune import load_capsnet
+
+    pruned = load_capsnet(str(run / "pruned" / "best.keras"))
+    assert pruned.get_layer("primary_caps").num_capsules == 3
+
+
+def test_prune_rejects_bad_ratio(tmp_path):
+    with pytest.raises(ValueError, match="pruning_ratio"):
+        prune.run(_flags(tmp_path, pruning_ratio=1.0), datasets_override=(_data(), _data(8, 1)))
+
+
+def test_vanishing_study_runs_end_to_end(tmp_path):
+    fv = _flags(tmp_path, ccm_epochs=0, pruning_ratios=["0", "0.25"], recovery_ratios=["0.25"],
+                max_intermediate=2, collapse_accuracy=1.0, init_std=0.5, preset="none")
+    summary = vanishing_study.run(fv, datasets_override=(_data(), _data(16, 1)))
+    run = tmp_path / "run"
+    assert (run / "study.md").exists() and (run / "study.json").exists()
+    assert summary["collapse_depth"] == 1  # every accuracy is <= 1.0
+    assert [r["pr"] for r in summary["ratios"]] == [0.0, 0.25]
+    depth = summary["depth"]
+    assert [(r["num_intermediate"], r["pr"]) for r in depth] == [(1, 0.0), (1, 0.25)]
+    assert set(depth[0]["dead"]) == {"primary_caps", "intermediate_caps_1", "all"}
+    for name in ("I1/intermediate_caps_1.png", "I1_pr_0.25/all_layers.png"):
+        assert (run / "heatmaps" / name).read_bytes()[:4] == b"\x89PNG", name
+    assert (run / "dead_capsules.png").exists()
+    assert "(b) IntermediateCaps and pruning" in (run / "study.md").read_text()
