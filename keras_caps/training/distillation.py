@@ -49,7 +49,6 @@ Shapes: B batch, J classes, D class-capsule dimension, (H, W, C) image.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import types
 
@@ -62,8 +61,8 @@ from keras_caps.capsule_ops import safe_length
 from keras_caps.io_utils import save_model, write_json
 from keras_caps.losses import ReconstructionLoss, margin_loss
 from keras_caps.models.heads import has_decoder, image_input
-from keras_caps.training.callbacks import ResumableCheckpoint, load_last_model, read_state
-from keras_caps.training.loop import EpochTimer
+from keras_caps.training.callbacks import ResumableCheckpoint
+from keras_caps.training.loop import EpochTimer, batch_size_fn, resume_or_build
 
 TASK_LOSSES = ("margin", "crossentropy")
 
@@ -453,21 +452,10 @@ def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batc
         metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss, epochs,
         train_time_s, params (student), teacher_params, history, model_path.
     """
-    if batch_policy is None:
-        if batch_size is None or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        fixed = int(batch_size)
-        batch_of = lambda epoch: fixed  # noqa: E731
-    else:
-        batch_of = batch_policy.batch_size
+    batch_of = batch_size_fn(batch_size, batch_policy)
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    os.makedirs(model_dir, exist_ok=True)
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    state = read_state(checkpoint_dir)
-    with scope:
-        distiller = load_last_model(checkpoint_dir) if state else build_distiller()
+    distiller, state, checkpoint_dir = resume_or_build(model_dir, build_distiller, strategy)
     if not isinstance(distiller, Distiller):
         raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
     expected = tuple(image_input(distiller.student).shape[1:])

@@ -68,6 +68,30 @@ def _check_arrays(name, arrays, model):
         raise ValueError(f"{name} split is empty.")
 
 
+def batch_size_fn(batch_size=None, batch_policy=None):
+    """epoch -> batch size: the policy's, or a validated fixed size."""
+    if batch_policy is not None:
+        return batch_policy.batch_size
+    if batch_size is None or int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    fixed = int(batch_size)
+    return lambda epoch: fixed
+
+
+def resume_or_build(model_dir, build, strategy=None):
+    """(model, state, checkpoint_dir): the last checkpoint under model_dir, or `build()`.
+
+    Both run inside the strategy's scope; state is None when nothing was checkpointed.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    state = read_state(checkpoint_dir)
+    with scope:
+        model = load_last_model(checkpoint_dir) if state else build()
+    return model, state, checkpoint_dir
+
+
 def fit_capsnet(
     build_model,
     train_data,
@@ -105,21 +129,10 @@ def fit_capsnet(
     Returns:
         metrics dict: test_accuracy, test_loss, epochs, train_time_s, params, history, ...
     """
-    if batch_policy is None:
-        if batch_size is None or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        fixed = int(batch_size)
-        batch_of = lambda epoch: fixed  # noqa: E731
-    else:
-        batch_of = batch_policy.batch_size
+    batch_of = batch_size_fn(batch_size, batch_policy)
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    os.makedirs(model_dir, exist_ok=True)
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    state = read_state(checkpoint_dir)
-    with scope:
-        model = load_last_model(checkpoint_dir) if state else build_model()
+    model, state, checkpoint_dir = resume_or_build(model_dir, build_model, strategy)
     _check_arrays("training", train_data, model)
     _check_arrays("validation", val_data, model)
     start = state["epoch"] if state else 0
