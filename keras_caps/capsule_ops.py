@@ -10,11 +10,22 @@ Shape legend used in every docstring:
     B batch, N input capsules, J output capsules, Din / Dout input / output capsule dims,
     T primary-capsule types (weight sharing), P spatial positions (N = P * T).
 
-Routing layout: votes are kept as (B, J, N, Dout). Both routing contractions then become
-batched matrix-vector products over the contiguous N x Dout block of each output capsule:
-    s_j   = c_j (1 x N)   @ u_hat_j (N x Dout)
-    a_j   = u_hat_j (N x Dout) @ v_j (Dout x 1)
-which is the memory-bound inner loop of a CapsNet (u_hat is ~47 MB for the Sabour layer at B=64).
+Two forms of the same routing:
+    - `dynamic_routing(votes)` routes precomputed votes kept as (B, J, N, Dout): both routing
+      contractions are batched matrix-vector products over the N x Dout block of each output
+      capsule (s_j = c_j @ u_hat_j, a_j = u_hat_j @ v_j). ConvCapsule and weight sharing use it.
+    - `dense_routing(u, kernel)` gives exactly the same result (values and gradients) without
+      ever forming the votes, using u_hat_ij = W_ij u_i inside each contraction:
+          s_j  = sum_i c_ij W_ij^T u_i = W_j^T (c_j * u)          one matmul per j over N * Din
+          a_ij = u_hat_ij . v_j = u_i . (W_ij v_j)               one matmul per j, then a Din sum
+      and the first iteration (c = 1/J) is a single dense matmul (J * Dout, N * Din) @ (N * Din, B).
+      It does ~5x the multiply-adds of the votes form for 3 iterations, but every tensor is
+      B * N * J * Din (half the votes for Din = 8, Dout = 16) and the work is GEMMs, which is
+      faster to train on CPU: the Sabour votes are 47 MB at B = 64, every op over them streams
+      that much memory, and each such tensor is a fresh allocation (glibc maps blocks over
+      32 MB anew, page faults and all). DenseCapsule trains with it (benchmarks/throughput.py)
+      and keeps the votes form for inference and export: at batch 1 the multiply-adds count,
+      and TFLite's BATCH_MATMUL keeps a transposed copy of a constant right-hand side per op.
 """
 
 from __future__ import annotations
@@ -188,12 +199,118 @@ def uniform_coupling_sum(votes):
     return ops.multiply(ops.sum(votes, axis=2), 1.0 / float(votes.shape[1]))  # MUL, not DIV
 
 
+def _kernel_layouts(kernel):
+    """The transforms as W_j for per-j matmuls: (J, N * Din, Dout) and (J, Dout, N * Din).
+
+    4-D transposes then reshapes, which TF's graph optimizer cannot fold into matmul adjoint
+    flags (adjoint batched matmuls over the large operand are ~2x slower on CPU).
+    """
+    n, j, din, dout = kernel.shape
+    w4 = ops.transpose(kernel, (1, 0, 2, 3))  # (J, N, Din, Dout)
+    w_in = ops.reshape(w4, (j, n * din, dout))
+    w_out = ops.reshape(ops.transpose(w4, (0, 3, 1, 2)), (j, dout, n * din))
+    return w_in, w_out
+
+
+@ops.custom_gradient
+def _coupled_sum(u_t, coupling, w_in, w_out):
+    """s_j = sum_i c_ij W_ij^T u_i, batch-last, as one matmul per j: W_j^T (c_j * u).
+
+    The hand-written gradient matters for speed only: the input and kernel gradients are plain
+    batched matmuls with `w_in` (autodiff of the product would use adjoint matmuls over the
+    large operands, ~25% slower in TF on CPU). x = c * u is formed again in the backward pass
+    rather than kept: one large tensor less alive between the passes, so the allocator reuses
+    memory instead of faulting in fresh pages.
+
+    Args:
+        u_t: input capsules, (N, Din, B).
+        coupling: c, (J, N, B).
+        w_in: transforms, (J, N * Din, Dout); receives the kernel gradient.
+        w_out: the same transforms as (J, Dout, N * Din), for the product (no gradient of
+            its own: the kernel gradient is returned through `w_in`).
+    Returns:
+        s transposed, (J, Dout, B).
+    """
+    j, k, _ = w_in.shape
+
+    def coupled_inputs():
+        x = ops.multiply(ops.expand_dims(coupling, 2), u_t)  # (J, N, Din, B)
+        return ops.reshape(x, (j, k, -1))  # (J, N*Din, B)
+
+    s_t = ops.matmul(w_out, coupled_inputs())  # (J, Dout, B)
+
+    def grad(*args, upstream=None):
+        ds_t = args[0] if upstream is None else upstream  # (J, Dout, B)
+        dx = ops.matmul(w_in, ds_t)  # (J, N*Din, B)
+        dx = ops.reshape(dx, (j,) + tuple(u_t.shape[:2]) + (-1,))  # (J, N, Din, B)
+        du = ops.sum(ops.multiply(dx, ops.expand_dims(coupling, 2)), axis=0)  # (N, Din, B)
+        dc = ops.sum(ops.multiply(dx, u_t), axis=2)  # (J, N, B)
+        dw = ops.matmul(coupled_inputs(), ops.transpose(ds_t, (0, 2, 1)))  # (J, N*Din, Dout)
+        return du, dc, dw, None
+
+    return s_t, grad
+
+
+def dense_routing(u, kernel, iterations=3, stop_gradient=True, return_coupling=False):
+    """`dynamic_routing(predict_votes(u, kernel), ...)` without forming the votes.
+
+    Same maths, values and gradients as the votes form (see the module docstring for the
+    contractions); no tensor is larger than (J, N, Din, B). Internally the batch is the last
+    axis (u^T (N, Din, B), b and c (J, N, B), v^T (J, Dout, B)), which makes every product a
+    plain batched matmul over J with the kernel as W_j in one of two layouts. This is the
+    training form: a graph exported from it would store the kernel twice (the converter folds
+    both layouts into constants); export the votes form, as DenseCapsule does.
+
+    Args:
+        u: input capsules, (B, N, Din).
+        kernel: transforms, (N, J, Din, Dout).
+        iterations, stop_gradient, return_coupling: as in `dynamic_routing`.
+    Returns:
+        v: (B, J, Dout); and c: (B, J, N) if `return_coupling`.
+    """
+    if iterations < 1:
+        raise ValueError(f"routing iterations must be >= 1, got {iterations}.")
+    n, j, din, dout = kernel.shape
+    b = _batch(u)
+    w_in, w_out = _kernel_layouts(kernel)  # (J, N*Din, Dout), (J, Dout, N*Din)
+    u_t = ops.transpose(u, (1, 2, 0))  # (N, Din, B)
+
+    def stop(x):
+        return ops.stop_gradient(x) if stop_gradient else x
+
+    routed_u, routed_w_in, routed_w_out = stop(u_t), stop(w_in), stop(w_out)
+    logits = None
+    coupling = None
+    for r in range(iterations):
+        last = r == iterations - 1
+        ut, wi, wo = (u_t, w_in, w_out) if last else (routed_u, routed_w_in, routed_w_out)
+        if logits is None:  # c_ij = 1/J: one dense matmul, (J*Dout, N*Din) @ (N*Din, B)
+            s_t = ops.matmul(ops.reshape(wo, (j * dout, n * din)), ops.reshape(ut, (n * din, b)))
+            s_t = ops.multiply(ops.reshape(s_t, (j, dout, b)), 1.0 / float(j))  # (J, Dout, B)
+        else:
+            coupling = ops.softmax(logits, axis=0)  # over J: (J, N, B)
+            s_t = _coupled_sum(ut, coupling, wi, wo)  # (J, Dout, B)
+        v_t = squash(s_t, axis=1)  # (J, Dout, B)
+        if not last:
+            m = ops.reshape(ops.matmul(routed_w_in, v_t), (j, n, din, b))  # W_ij v_j
+            a = ops.sum(ops.multiply(m, routed_u), axis=2)  # u_i . W_ij v_j: (J, N, B)
+            logits = a if logits is None else ops.add(logits, a)
+    v = ops.transpose(v_t, (2, 0, 1))  # (B, J, Dout)
+    if not return_coupling:
+        return v
+    if coupling is None:  # a single iteration: the uniform coupling
+        ones = ops.expand_dims(ops.ones_like(u[:, :, 0]), 1)  # (B, 1, N)
+        return v, ops.multiply(ones, ops.full((1, j, 1), 1.0 / float(j)))
+    return v, ops.transpose(coupling, (2, 0, 1))  # (B, J, N)
+
+
 __all__ = [
     "EPSILON",
     "CAPSULE_INIT_GAIN",
     "agreement",
     "capsule_initializer",
     "initializer_config",
+    "dense_routing",
     "dynamic_routing",
     "predict_votes",
     "predict_votes_shared",

@@ -133,3 +133,37 @@ def test_capsule_initializer_scale_and_passthrough():
     # truncated at 2 std: the sample std is ~0.88 of the nominal one
     assert 0.8 * expected_std < w.std() < 0.95 * expected_std
     assert co.capsule_initializer("zeros", 1, 1, 1).__class__.__name__ == "Zeros"
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3])
+@pytest.mark.parametrize("stop", [True, False])
+def test_dense_routing_equals_votes_routing_values_and_gradients(iterations, stop):
+    """dense_routing never forms the votes but is the same function, gradients included."""
+    rng = np.random.RandomState(iterations)
+    u = tf.constant(rng.randn(3, 7, 4).astype("float32") * 0.5)
+    w = tf.constant(rng.randn(7, 5, 4, 6).astype("float32") * 0.3)
+    weights = tf.constant(rng.randn(3, 5, 6).astype("float32"))
+    results = []
+    for fused in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch([u, w])
+            if fused:
+                v, c = co.dense_routing(u, w, iterations, stop, return_coupling=True)
+            else:
+                v, c = co.dynamic_routing(co.predict_votes(u, w), iterations, stop,
+                                          return_coupling=True)
+            loss = tf.reduce_sum(v * weights) + tf.reduce_sum(c[:, :2] * 0.1)
+        results.append([v, c] + tape.gradient(loss, [u, w]))
+    for fused, ref in zip(*results):
+        np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
+    assert results[0][1].shape == (3, 5, 7)
+
+
+def test_dense_routing_matches_numpy_reference():
+    rng = np.random.RandomState(4)
+    u = rng.randn(2, 9, 3).astype("float32")
+    w = rng.randn(9, 4, 3, 5).astype("float32") * 0.4
+    v, c = co.dense_routing(u, w, iterations=3, return_coupling=True)
+    v_ref, c_ref = _reference_routing(np.einsum("bni,njio->bnjo", u, w).astype("float64"), 3)
+    np.testing.assert_allclose(ops.convert_to_numpy(v), v_ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(c), c_ref.transpose(0, 2, 1), rtol=1e-4, atol=1e-6)
