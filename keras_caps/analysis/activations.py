@@ -16,7 +16,6 @@ Shapes: B batch, H x W grid, C capsule types, D capsule dim.
 from __future__ import annotations
 
 import csv
-import io
 import os
 
 import keras
@@ -24,6 +23,7 @@ import numpy as np
 
 from keras_caps.io_utils import atomic_path, write_text
 from keras_caps.layers import ConvCapsule, PrimaryCapsule
+from keras_caps.training.callbacks import history_csv
 
 #: Activation at or below which a capsule is dead.
 DEAD_THRESHOLD = 0.01
@@ -259,19 +259,9 @@ class DeadCapsuleLogger(keras.callbacks.Callback):
             logs.update({k: v for k, v in row.items() if k != "epoch"})
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         if self.csv_path:
-            write_text(self.csv_path, _csv_text(self.history))
+            write_text(self.csv_path, history_csv(self.history))
         if self.heatmap_dir:
             write_heatmaps(acts, self.heatmap_dir, threshold=self.threshold)
-
-
-def _csv_text(rows):
-    keys = sorted({k for r in rows for k in r if k != "epoch"})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["epoch"] + keys)
-    for r in rows:
-        writer.writerow([r["epoch"]] + [r.get(k, "") for k in keys])
-    return out.getvalue()
 
 
 def _read_csv(path):
