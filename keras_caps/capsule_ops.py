@@ -131,6 +131,12 @@ def predict_votes_shared(u, kernel):
     return ops.reshape(votes, (b, j, p * t, dout))
 
 
+def vote_sum(votes, coupling):
+    """s_j = sum_i c_ij u_hat_{j|i}: votes (B, J, N, Dout), coupling (B, J, N) -> (B, J, Dout)."""
+    s = ops.matmul(ops.expand_dims(coupling, 2), votes)  # (B, J, 1, N) @ (B, J, N, D) -> (B, J, 1, D)
+    return ops.squeeze(s, 2)
+
+
 def routing_step(votes, coupling):
     """One routing step: weighted sum of votes and squash.
 
@@ -140,8 +146,7 @@ def routing_step(votes, coupling):
     Returns:
         v: output capsules, (B, J, Dout).
     """
-    s = ops.matmul(ops.expand_dims(coupling, 2), votes)  # (B, J, 1, N) @ (B, J, N, D) -> (B, J, 1, D)
-    return squash(ops.squeeze(s, 2))  # (B, J, D)
+    return squash(vote_sum(votes, coupling))  # (B, J, D)
 
 
 def agreement(votes, v):
@@ -156,7 +161,16 @@ def agreement(votes, v):
     return ops.squeeze(ops.matmul(votes, ops.expand_dims(v, -1)), -1)  # (B, J, N, D) @ (B, J, D, 1)
 
 
-def dynamic_routing(votes, iterations=3, stop_gradient=True, return_coupling=False):
+ROUTING_TENSORS = ("votes", "logits", "coupling", "s", "v")
+
+
+def _identity(kind, x):
+    return x
+
+
+def dynamic_routing(
+    votes, iterations=3, stop_gradient=True, return_coupling=False, quantize=None
+):
     """Routing by agreement (Sabour et al. 2017, Procedure 1).
 
     b starts at 0, so the first coupling is exactly uniform (1/J) and is computed as a mean
@@ -169,24 +183,31 @@ def dynamic_routing(votes, iterations=3, stop_gradient=True, return_coupling=Fal
         stop_gradient: if True, gradients flow through the votes only in the last iteration
             (the logits b are computed from stopped votes), as in Sabour's reference code.
         return_coupling: also return the last coupling coefficients.
+        quantize: optional callable `(kind, tensor) -> tensor` applied to every routing
+            internal as it is produced, kind in `ROUTING_TENSORS`: "votes" u_hat (B, J, N, D),
+            "logits" b (B, J, N), "coupling" c (B, J, N), "s" (B, J, D) and "v" (B, J, D).
+            Simulated quantization (`keras_caps.quantization`) and its calibration use it.
     Returns:
         v: (B, J, Dout); and c: (B, J, N) if `return_coupling`.
     """
     if iterations < 1:
         raise ValueError(f"routing iterations must be >= 1, got {iterations}.")
+    q = quantize or _identity
+    votes = q("votes", votes)
     routed = ops.stop_gradient(votes) if stop_gradient else votes
     logits = None
     coupling = None
     for r in range(iterations):
         u_hat = votes if r == iterations - 1 else routed
         if logits is None:
-            v = squash(uniform_coupling_sum(u_hat))  # c_ij = 1/J: (B, J, D)
+            s = uniform_coupling_sum(u_hat)  # c_ij = 1/J: (B, J, D)
         else:
-            coupling = ops.softmax(logits, axis=1)  # over J: (B, J, N)
-            v = routing_step(u_hat, coupling)
+            coupling = q("coupling", ops.softmax(logits, axis=1))  # over J: (B, J, N)
+            s = vote_sum(u_hat, coupling)
+        v = q("v", squash(q("s", s)))
         if r < iterations - 1:
             a = agreement(routed, v)  # (B, J, N)
-            logits = a if logits is None else ops.add(logits, a)
+            logits = q("logits", a if logits is None else ops.add(logits, a))
     if not return_coupling:
         return v
     if coupling is None:  # a single iteration: the uniform coupling
@@ -314,6 +335,8 @@ __all__ = [
     "dynamic_routing",
     "predict_votes",
     "predict_votes_shared",
+    "ROUTING_TENSORS",
+    "vote_sum",
     "routing_step",
     "safe_length",
     "squared_norm",

@@ -107,6 +107,8 @@ class ConvCapsule(keras.layers.Layer):
         self.return_coupling = bool(return_coupling)
         self.kernel_initializer = kernel_initializer
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        # Runtime hook (not serialized), as DenseCapsule.routing_quantizer.
+        self.routing_quantizer = None
 
     def build(self, input_shape):
         if len(input_shape) != 5 or any(d is None for d in input_shape[1:]):
@@ -146,7 +148,11 @@ class ConvCapsule(keras.layers.Layer):
         u = ops.reshape(patches, (-1, n_in, self.input_dim))  # (B * H * W, k*k*C_in, Din)
         votes = predict_votes(u, self.kernel)  # (B*H*W, C_out, N, Dout)
         out = dynamic_routing(
-            votes, self.routings, self.stop_gradient, return_coupling=self.return_coupling
+            votes,
+            self.routings,
+            self.stop_gradient,
+            return_coupling=self.return_coupling,
+            quantize=self.routing_quantizer,
         )
         v, coupling = out if self.return_coupling else (out, None)
         v = ops.reshape(v, (-1, h_out, w_out, self.num_capsules, self.capsule_dim))

@@ -77,6 +77,10 @@ class DenseCapsule(keras.layers.Layer):
         self.return_coupling = bool(return_coupling)
         self.kernel_initializer = kernel_initializer
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        # Runtime hook (not serialized): `(kind, tensor) -> tensor` applied to the routing
+        # internals, see `capsule_ops.dynamic_routing(quantize=...)`. Set by
+        # `keras_caps.quantization` for simulated quantization and its calibration.
+        self.routing_quantizer = None
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -124,10 +128,11 @@ class DenseCapsule(keras.layers.Layer):
             stop_gradient=self.stop_gradient,
             return_coupling=self.return_coupling,
         )
-        if training and not self.weight_sharing:  # the training form, see the class docstring
+        if training and not self.weight_sharing and self.routing_quantizer is None:
+            # the training form, see the class docstring
             u = ops.reshape(inputs, (-1, self.num_inputs, self.input_dim))  # (B, N, Din)
             return dense_routing(u, self.kernel, **kwargs)
-        return dynamic_routing(self.votes(inputs), **kwargs)
+        return dynamic_routing(self.votes(inputs), quantize=self.routing_quantizer, **kwargs)
 
     def compute_output_shape(self, input_shape):
         out = (input_shape[0], self.num_capsules, self.capsule_dim)

@@ -1,0 +1,289 @@
+"""Progressive bit-width assignment (after Q-CapsNets and Raji et al. 2025, paper 004).
+
+Three searches, each returning a `SearchResult` (a complete spec, its accuracy on the
+evaluation split, its memory reduction, and the trace of every evaluated candidate). The
+accuracy constraint is always `accuracy >= float_accuracy - tolerance` on the evaluation data
+held by the `Evaluator` (tolerance as a fraction: 0.001 is 0.1 accuracy points).
+
+A  `uniform_search`: one bit-width for all weights, activations and routing tensors, the
+   smallest that meets the tolerance. Bisection over [min_bits, max_bits]; accuracy is
+   assumed to grow with the bit-width (checked at max_bits, and the answer is an evaluated
+   spec, so the result always meets the tolerance when `meets_tolerance` is True).
+B  `layerwise_search`: activations and routing at A's bit-width; weights layer-wise with
+   fewer bits in deeper layers, bits_l = max(min_bits, b0 - round(step * l)) for the l-th
+   weight layer from the input, under a weight memory budget (float32 weight memory /
+   `weight_reduction`). Candidates that fit the budget are evaluated from the most to the
+   least memory; the first within tolerance wins.
+C  `refinement_search`: from A's spec, each (layer, kind) with kind in weights / activations
+   / routing is lowered separately, least sensitive first, to the fewest bits that keep the
+   tolerance (bisection per entry, every other entry fixed). Sensitivity is the relative
+   quantization error (MSE / mean square) of that tensor one bit below its current width,
+   measured on the weights and on the calibration samples, no extra evaluations.
+
+Paper 004 is available to us as its abstract only; these are our reading of "progressive
+bit-width assignment" and are documented as such in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from keras_caps.quantization.memory import memory_summary, reduction_factors
+from keras_caps.quantization.pot import MAX_BITS, MIN_BITS, quantize
+from keras_caps.quantization.simulate import (
+    WeightQuantizer,
+    accuracy,
+    complete_spec,
+    inference_model,
+    quantized_model,
+)
+from keras_caps.quantization.spec import strip_exponents, uniform_spec, with_bits
+
+APPROACHES = ("A", "B", "C")
+KINDS = ("weight", "activation", "routing")
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """Outcome of a search. `spec` is complete (all exponents), `accuracy` is measured."""
+
+    approach: str
+    spec: dict
+    accuracy: float
+    float_accuracy: float
+    tolerance: float
+    meets_tolerance: bool
+    evaluations: int
+    seconds: float
+    reductions: dict
+    trace: list
+
+    def summary(self):
+        """A JSON-able dict without the spec and the trace."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("spec", "trace")}
+
+
+class Evaluator:
+    """Accuracy of quantized variants of one float model on one evaluation split.
+
+    Args:
+        model: the float keras_caps model.
+        calibration: a `simulate.Calibration` of `model` (training batches).
+        images, labels: the evaluation split (held out from calibration).
+        batch_size: inference batch size.
+        progress: optional callable(str) told about every evaluation.
+    """
+
+    def __init__(self, model, calibration, images, labels, batch_size=256, progress=None):
+        self.model = model
+        self.calibration = calibration
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.weights = WeightQuantizer(model)
+        self.progress = progress
+        self.evaluations = 0
+        self.float_accuracy = accuracy(inference_model(model), images, labels, batch_size)
+        self._memo = {}
+
+    def complete(self, spec):
+        return complete_spec(self.model, spec, self.calibration, self.weights)
+
+    def __call__(self, spec, label=""):
+        """Accuracy of `spec` (exponents recalibrated where missing); memoized."""
+        spec = self.complete(spec)
+        key = repr(sorted((n, sorted(e.items())) for n, e in spec["layers"].items()))
+        if key not in self._memo:
+            qm = quantized_model(self.model, spec, weights=self.weights)
+            self._memo[key] = accuracy(qm, self.images, self.labels, self.batch_size)
+            self.evaluations += 1
+            if self.progress:
+                self.progress(f"  eval {self.evaluations:3d} {label}: {self._memo[key]:.4f}")
+        return self._memo[key]
+
+    def ok(self, acc, tolerance):
+        return acc >= self.float_accuracy - tolerance - 1e-12
+
+
+def _result(approach, ev, spec, acc, tolerance, start, evals0, trace):
+    spec = ev.complete(spec)
+    return SearchResult(
+        approach=approach, spec=spec, accuracy=acc, float_accuracy=ev.float_accuracy,
+        tolerance=tolerance, meets_tolerance=ev.ok(acc, tolerance),
+        evaluations=ev.evaluations - evals0, seconds=time.perf_counter() - start,
+        reductions={k: v for k, v in reduction_factors(ev.model, spec).items()},
+        trace=trace,
+    )
+
+
+def _bisect(lo, hi, passes):
+    """Smallest b in [lo, hi] with passes(b), assuming passes(hi) and monotonicity."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if passes(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def uniform_search(ev, tolerance, max_bits=MAX_BITS, min_bits=MIN_BITS, **spec_options):
+    """Approach A: the smallest uniform bit-width within `tolerance` (see module docstring)."""
+    start, evals0, trace = time.perf_counter(), ev.evaluations, []
+
+    def acc_at(bits):
+        spec = uniform_spec(ev.model, bits, **spec_options)
+        acc = ev(spec, f"A uniform {bits} bits")
+        trace.append({"bits": bits, "accuracy": acc})
+        return spec, acc
+
+    spec, acc = acc_at(max_bits)
+    if not ev.ok(acc, tolerance):
+        return _result("A", ev, spec, acc, tolerance, start, evals0, trace)
+    best = _bisect(min_bits, max_bits, lambda b: ev.ok(acc_at(b)[1], tolerance))
+    spec, acc = acc_at(best)
+    return _result("A", ev, spec, acc, tolerance, start, evals0, trace)
+
+
+def _weight_layers(spec):
+    return [n for n, e in spec["layers"].items() if e.get("weight_bits") is not None]
+
+
+def layerwise_search(ev, tolerance, weight_reduction=7.02, base=None, min_bits=MIN_BITS,
+                     steps=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0), max_evaluations=16):
+    """Approach B: deeper layers take fewer weight bits, under a weight memory budget.
+
+    Args:
+        ev: an `Evaluator`.
+        tolerance: accuracy tolerance (fraction).
+        weight_reduction: the budget, float32 weight memory / this factor.
+        base: approach A's result (searched here when None); gives activation/routing bits.
+        min_bits: fewest bits per layer.
+        steps: bits dropped per layer depth.
+        max_evaluations: candidates evaluated at most.
+    """
+    start, evals0, trace = time.perf_counter(), ev.evaluations, []
+    base = base or uniform_search(ev, tolerance)
+    spec0 = strip_exponents(base.spec)
+    names = _weight_layers(spec0)
+    budget = memory_summary(ev.model)["weights"] / float(weight_reduction)
+    top = max(e["weight_bits"] for e in spec0["layers"].values() if e.get("weight_bits"))
+    candidates = {}
+    for b0 in range(top, min_bits - 1, -1):
+        for step in steps:
+            bits = tuple(max(min_bits, b0 - int(round(step * i))) for i in range(len(names)))
+            if bits in candidates:
+                continue
+            spec = spec0
+            for name, b in zip(names, bits):
+                spec = with_bits(spec, name, "weight", b)
+            mem = memory_summary(ev.model, spec)["weights"]
+            if mem <= budget:
+                candidates[bits] = (mem, spec)
+    best = None
+    for bits, (mem, spec) in sorted(candidates.items(), key=lambda kv: -kv[1][0]):
+        if ev.evaluations - evals0 >= max_evaluations:
+            break
+        acc = ev(spec, f"B weights {dict(zip(names, bits))}")
+        trace.append({"weight_bits": dict(zip(names, bits)), "weight_memory": mem,
+                      "accuracy": acc})
+        if best is None or acc > best[1]:
+            best = (spec, acc)
+        if ev.ok(acc, tolerance):
+            best = (spec, acc)
+            break
+    if best is None:
+        raise ValueError(
+            f"no layer-wise weight bit-widths >= {min_bits} fit a {weight_reduction}x weight "
+            "memory budget; lower --weight_reduction or --min_bits."
+        )
+    return _result("B", ev, best[0], best[1], tolerance, start, evals0, trace)
+
+
+def _relative_error(values, bits, frac):
+    v = np.asarray(values, np.float32).reshape(-1)
+    if v.size == 0:
+        return 0.0
+    q = np.asarray(quantize(v, bits, frac))
+    return float(np.mean((q - v) ** 2) / (np.mean(v**2) + 1e-30))
+
+
+def sensitivity(ev, spec):
+    """[(relative error one bit lower, layer, kind)] for every quantized entry of `spec`."""
+    spec = ev.complete(spec)
+    cal, rows = ev.calibration, []
+    for name, entry in spec["layers"].items():
+        for kind in KINDS:
+            bits = entry.get(f"{kind}_bits")
+            if bits is None or bits <= MIN_BITS:
+                continue
+            lower = bits - 1
+            if kind == "weight":
+                layer = inference_model(ev.model).get_layer(name)
+                quant = ev.weights.values(name, lower, spec)
+                errs = [float(np.mean((q - w) ** 2) / (np.mean(w**2) + 1e-30))
+                        for q, w in zip(quant, (np.asarray(x) for x in layer.get_weights()))]
+                err = max(errs)
+            elif kind == "activation":
+                err = max(
+                    _relative_error(vals, lower, cal.frac_bits(
+                        name, lower, spec["clipping"], spec["percentile"], index=i))
+                    for i, vals in enumerate(cal.activations[name]))
+            else:
+                err = max(
+                    _relative_error(vals, lower, cal.frac_bits(
+                        name, lower, spec["clipping"], spec["percentile"], kind=k))
+                    for k, vals in cal.routing[name].items())
+            rows.append((err, name, kind))
+    return sorted(rows)
+
+
+def refinement_search(ev, tolerance, base=None, min_bits=MIN_BITS):
+    """Approach C: per-layer, per-kind lowering from A's spec, least sensitive first."""
+    start, evals0, trace = time.perf_counter(), ev.evaluations, []
+    base = base or uniform_search(ev, tolerance)
+    spec = strip_exponents(base.spec)
+    acc = base.accuracy
+    if not base.meets_tolerance:
+        return _result("C", ev, spec, acc, tolerance, start, evals0, trace)
+    for err, name, kind in sensitivity(ev, spec):
+        current = spec["layers"][name][f"{kind}_bits"]
+
+        def passes(bits, name=name, kind=kind, current=current, spec=spec):
+            if bits == current:
+                return True
+            return ev.ok(ev(with_bits(spec, name, kind, bits), f"C {name}.{kind}={bits}"),
+                         tolerance)
+
+        bits = _bisect(min_bits, current, passes)
+        if bits != current:
+            spec = with_bits(spec, name, kind, bits)
+            acc = ev(spec)
+        trace.append({"layer": name, "kind": kind, "sensitivity": err, "from_bits": current,
+                      "bits": bits, "accuracy": acc})
+    return _result("C", ev, spec, acc, tolerance, start, evals0, trace)
+
+
+def search(approach, ev, tolerance, base=None, **kwargs):
+    """Runs approach "A", "B" or "C" (B and C reuse `base`, an A result, when given)."""
+    if approach == "A":
+        return uniform_search(ev, tolerance, **kwargs)
+    if approach == "B":
+        return layerwise_search(ev, tolerance, base=base, **kwargs)
+    if approach == "C":
+        return refinement_search(ev, tolerance, base=base, **kwargs)
+    raise ValueError(f"unknown approach {approach!r}; choose one of {list(APPROACHES)}.")
+
+
+__all__ = [
+    "APPROACHES",
+    "Evaluator",
+    "SearchResult",
+    "layerwise_search",
+    "refinement_search",
+    "search",
+    "sensitivity",
+    "uniform_search",
+]

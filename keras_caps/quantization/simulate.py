@@ -1,0 +1,380 @@
+"""Simulated power-of-two quantized inference of any keras_caps model, driven by a spec.
+
+`quantized_model(model, spec, calibration)` returns a new Keras model (image -> what the
+classifier view returns, lengths (B, J) for capsnet/deep_capsnet) in which
+
+- weights are quantized copies (the original model is untouched),
+- the input and every layer output are fake-quantized with the layer's activation bits,
+- DenseCapsule/ConvCapsule routing internals (u_hat, b, c, s, v) are fake-quantized with the
+  layer's routing bits, each tensor kind with its own exponent,
+
+all with power-of-two scales (`keras_caps.quantization.pot.quantize`), so its accuracy is what
+a fixed-point implementation of the spec gets. Exponents missing from the spec come from a
+`Calibration` (samples of every activation and routing tensor of the float model on a few
+training batches) and from the weights themselves; `complete_spec` writes them into the spec.
+
+BatchNormalization layers keep float weights (they fold into the preceding convolution when
+deployed) and are counted at 32 bits by `keras_caps.quantization.memory`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+
+from keras_caps.capsule_ops import ROUTING_TENSORS
+from keras_caps.layers import ConvCapsule, DenseCapsule
+from keras_caps.models.heads import classifier
+from keras_caps.quantization.pot import frac_bits_for, quantize
+from keras_caps.quantization.spec import validate
+
+ROUTING_LAYERS = (DenseCapsule, ConvCapsule)
+FLOAT_WEIGHT_LAYERS = (keras.layers.BatchNormalization,)
+
+
+def inference_model(model):
+    """The model whose outputs are evaluated: the classifier view of a capsnet/deep_capsnet
+    (image -> lengths), or `model` itself when it has no `length` layer."""
+    names = {layer.name for layer in model.layers}
+    return classifier(model) if "length" in names else model
+
+
+def layer_capabilities(model):
+    """{layer name: {"weights": has quantizable weights, "routing": routes}} of the inference
+    model, input layers included (their "activation" is the input)."""
+    out = {}
+    for layer in inference_model(model).layers:
+        out[layer.name] = {
+            "weights": bool(layer.weights) and not isinstance(layer, FLOAT_WEIGHT_LAYERS),
+            "routing": isinstance(layer, ROUTING_LAYERS),
+        }
+    return out
+
+
+def weight_axis(layer, weight):
+    """The channel axis of a weight for per-channel/block quantization: the output capsules
+    (axis 1) of capsule kernels (rows, J, Din, Dout), the last axis otherwise."""
+    if isinstance(layer, ROUTING_LAYERS) and len(weight.shape) == 4:
+        return 1
+    return -1
+
+
+def _weight_key(layer, weight):
+    """A weight's name inside its layer ("kernel", "bias", "conv/kernel")."""
+    path = getattr(weight, "path", weight.name)
+    prefix = layer.name + "/"
+    return path[len(prefix):] if path.startswith(prefix) else weight.name
+
+
+def _act_rounding(rounding):
+    return "nearest" if rounding == "stochastic" else rounding
+
+
+class Calibration:
+    """Value samples of every layer output and routing internal of the float model.
+
+    Args:
+        model: a keras_caps model (its inference model is probed).
+        images: calibration images (N, H, W, C), or a dataset/iterable of image batches or
+            (images, labels) batches (e.g. a few training batches).
+        batch_size: batch size when `images` is an array.
+        max_samples: values kept per tensor (a uniform random subsample; the largest
+            magnitude of every batch is always kept, so "maxabs" clipping is exact).
+        seed: subsampling seed.
+
+    Attributes:
+        activations: {layer name: [samples (1-D) per output]}.
+        routing: {layer name: {kind: samples (1-D)}}.
+    """
+
+    def __init__(self, model, images, batch_size=64, max_samples=100_000, seed=0):
+        self.max_samples = int(max_samples)
+        self._rng = np.random.default_rng(seed)
+        infer = inference_model(model)
+        probes = {}
+        for layer in infer.layers:
+            outs = keras.tree.flatten(layer.output)
+            probes[layer.name] = outs
+        names = list(probes)
+        flat = [t for n in names for t in probes[n]]
+        counts = [len(probes[n]) for n in names]
+        inputs = infer.inputs[0] if len(infer.inputs) == 1 else infer.inputs
+        probe = keras.Model(inputs, flat)
+        batches = list(_batches(images, batch_size))
+        if not batches:
+            raise ValueError("calibration needs at least one batch of images; got none.")
+        self._per_batch = max(1, self.max_samples // len(batches))
+        acts = {n: [[] for _ in range(c)] for n, c in zip(names, counts)}
+        routing = {layer.name: {k: [] for k in ROUTING_TENSORS}
+                   for layer in infer.layers if isinstance(layer, ROUTING_LAYERS)}
+        hooks = {}
+        for layer in infer.layers:
+            if layer.name in routing:
+                hooks[layer.name] = layer.routing_quantizer
+                layer.routing_quantizer = self._recorder(routing[layer.name])
+        try:
+            for x in batches:
+                outs = probe(x, training=False)
+                outs = outs if isinstance(outs, (list, tuple)) else [outs]
+                i = 0
+                for n, c in zip(names, counts):
+                    for k in range(c):
+                        acts[n][k].append(self._sample(outs[i]))
+                        i += 1
+        finally:
+            for layer in infer.layers:
+                if layer.name in hooks:
+                    layer.routing_quantizer = hooks[layer.name]
+        self.activations = {n: [np.concatenate(s) for s in v] for n, v in acts.items()}
+        self.routing = {n: {k: np.concatenate(s) for k, s in v.items() if s}
+                        for n, v in routing.items()}
+        self.num_batches = len(batches)
+        self._cache = {}
+
+    def _sample(self, tensor):
+        a = np.asarray(keras.ops.convert_to_numpy(tensor), np.float32).reshape(-1)
+        if a.size <= self._per_batch:
+            return a
+        keep = self._rng.choice(a.size, self._per_batch - 1, replace=False)
+        return np.concatenate([a[keep], a[[int(np.argmax(np.abs(a)))]]])
+
+    def _recorder(self, store):
+        def record(kind, x):
+            store[kind].append(self._sample(x))
+            return x
+
+        return record
+
+    def frac_bits(self, layer, bits, clipping, percentile, index=None, kind=None):
+        """Exponent of output `index` (or routing tensor `kind`) of `layer` at `bits`."""
+        key = (layer, index, kind, bits, clipping, percentile)
+        if key not in self._cache:
+            values = (self.activations[layer][index] if kind is None
+                      else self.routing[layer][kind])
+            self._cache[key] = int(frac_bits_for(values, bits, clipping, percentile=percentile))
+        return self._cache[key]
+
+
+def _batches(images, batch_size):
+    if isinstance(images, np.ndarray):
+        for i in range(0, len(images), batch_size):
+            yield images[i : i + batch_size]
+        return
+    for batch in images:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if isinstance(x, dict):
+            x = x["image"]
+        yield np.asarray(x)
+
+
+class WeightQuantizer:
+    """Quantized copies of a model's weights, cached per (layer, bits, options)."""
+
+    def __init__(self, model):
+        self.model = inference_model(model)
+        self._cache = {}
+
+    def frac_bits(self, layer_name, bits, spec):
+        """{weight key: exponent (int or per-channel list)} of `layer_name` at `bits`."""
+        return {k: f for k, (_, f) in self._quantized(layer_name, bits, spec).items()}
+
+    def values(self, layer_name, bits, spec, frac_override=None):
+        """The layer's quantized weights in `get_weights()` order."""
+        layer = self.model.get_layer(layer_name)
+        q = self._quantized(layer_name, bits, spec, frac_override)
+        return [q[_weight_key(layer, w)][0] for w in layer.weights]
+
+    def _quantized(self, layer_name, bits, spec, frac_override=None):
+        layer = self.model.get_layer(layer_name)
+        out = {}
+        for w in layer.weights:
+            key = _weight_key(layer, w)
+            given = (frac_override or {}).get(key)
+            cache_key = (layer_name, key, bits, spec["rounding"], spec["clipping"],
+                         spec["weight_granularity"], spec["block_size"], spec["percentile"],
+                         None if given is None else str(given))
+            if cache_key not in self._cache:
+                value = np.asarray(w.numpy(), np.float32)
+                gran = spec["weight_granularity"] if value.ndim >= 2 else "tensor"
+                axis = weight_axis(layer, w)
+                if given is None:
+                    f = frac_bits_for(value, bits, spec["clipping"], gran, axis,
+                                      spec["block_size"], spec["percentile"], spec["rounding"])
+                else:
+                    f = _frac_array(given, value, axis)
+                q = np.asarray(quantize(value, bits, f, spec["rounding"], seed=0))
+                self._cache[cache_key] = (q, _frac_json(f))
+            out[key] = self._cache[cache_key]
+        return out
+
+
+def _frac_json(f):
+    f = np.asarray(f)
+    return int(f) if f.ndim == 0 else [int(v) for v in f.reshape(-1)]
+
+
+def _frac_array(given, value, axis):
+    if isinstance(given, int):
+        return np.int32(given)
+    arr = np.asarray(given, np.int32)
+    axis = axis % value.ndim
+    if arr.size != value.shape[axis]:
+        raise ValueError(
+            f"{arr.size} per-channel exponents given for a weight of shape {value.shape} "
+            f"(axis {axis} has {value.shape[axis]}); recalibrate the spec for this model."
+        )
+    shape = [1] * value.ndim
+    shape[axis] = value.shape[axis]
+    return arr.reshape(shape)
+
+
+class RoutingQuantizer:
+    """`(kind, tensor) -> tensor` hook for capsule layers: fake-quantizes each routing tensor
+    with `bits` and its own exponent `frac_bits[kind]`."""
+
+    def __init__(self, bits, frac_bits, rounding="nearest"):
+        self.bits = int(bits)
+        self.frac_bits = dict(frac_bits)
+        self.rounding = _act_rounding(rounding)
+
+    def __call__(self, kind, x):
+        return quantize(x, self.bits, self.frac_bits[kind], self.rounding)
+
+
+def complete_spec(model, spec, calibration, weights=None):
+    """A copy of `spec` with every missing exponent filled from `calibration` and the weights.
+
+    Args:
+        model: the float keras_caps model.
+        spec: a spec dict (validated here).
+        calibration: a `Calibration` of `model`.
+        weights: optional `WeightQuantizer` of `model` (reused across calls for speed).
+    """
+    spec = validate(spec, model)
+    weights = weights or WeightQuantizer(model)
+    out = copy.deepcopy(spec)
+    clip, pct = spec["clipping"], spec["percentile"]
+    for name, entry in out["layers"].items():
+        if entry.get("weight_bits") is not None and "weight_frac_bits" not in entry:
+            entry["weight_frac_bits"] = weights.frac_bits(name, entry["weight_bits"], spec)
+        bits = entry.get("activation_bits")
+        if bits is not None and "activation_frac_bits" not in entry:
+            n = len(calibration.activations[name])
+            entry["activation_frac_bits"] = [
+                calibration.frac_bits(name, bits, clip, pct, index=i) for i in range(n)
+            ]
+        bits = entry.get("routing_bits")
+        if bits is not None:
+            have = entry.get("routing_frac_bits") or {}
+            entry["routing_frac_bits"] = {
+                k: have.get(k, calibration.frac_bits(name, bits, clip, pct, kind=k))
+                for k in ROUTING_TENSORS if k in calibration.routing[name] or k in have
+            }
+    return out
+
+
+def quantized_model(model, spec, calibration=None, weights=None):
+    """The simulated quantized inference model of `model` under `spec` (see module docstring).
+
+    Args:
+        model: a float keras_caps model (left unchanged).
+        spec: a spec dict; exponents missing from it need `calibration`.
+        calibration: a `Calibration` of `model`.
+        weights: optional `WeightQuantizer` cache.
+    Returns:
+        A new keras.Model: image -> the inference model's outputs.
+    """
+    spec = validate(spec, model)
+    if calibration is None:
+        missing = [n for n, e in spec["layers"].items()
+                   if (e.get("activation_bits") is not None and "activation_frac_bits" not in e)
+                   or (e.get("routing_bits") is not None and "routing_frac_bits" not in e)]
+        if missing:
+            raise ValueError(
+                f"spec has no activation/routing exponents for layers {missing}; pass a "
+                "Calibration (calibration=Calibration(model, images)) or a completed spec."
+            )
+    else:
+        spec = complete_spec(model, spec, calibration, weights)
+    weights = weights or WeightQuantizer(model)
+    infer = inference_model(model)
+    layers = spec["layers"]
+    act_rounding = _act_rounding(spec["rounding"])
+
+    def act_quant(name, outputs):
+        entry = layers.get(name) or {}
+        bits = entry.get("activation_bits")
+        if bits is None:
+            return outputs
+        fracs = entry["activation_frac_bits"]
+        flat = keras.tree.flatten(outputs)
+        if len(fracs) != len(flat):
+            raise ValueError(
+                f"layer {name!r} has {len(flat)} outputs but the spec gives {len(fracs)} "
+                "activation exponents; recalibrate the spec for this model."
+            )
+        q = [quantize(t, bits, f, act_rounding) for t, f in zip(flat, fracs)]
+        return keras.tree.pack_sequence_as(outputs, q)
+
+    def clone_layer(layer):
+        new = layer.__class__.from_config(layer.get_config())
+        entry = layers.get(layer.name) or {}
+        if isinstance(layer, ROUTING_LAYERS) and entry.get("routing_bits") is not None:
+            new.routing_quantizer = RoutingQuantizer(
+                entry["routing_bits"], entry["routing_frac_bits"], spec["rounding"]
+            )
+        return new
+
+    def call_layer(layer, *args, **kwargs):
+        return act_quant(layer.name, layer(*args, **kwargs))
+
+    clone = keras.models.clone_model(infer, clone_function=clone_layer, call_function=call_layer)
+    for layer in infer.layers:
+        if not layer.weights:
+            continue
+        entry = layers.get(layer.name) or {}
+        target = clone.get_layer(layer.name)
+        if entry.get("weight_bits") is None:
+            target.set_weights(layer.get_weights())
+        else:
+            target.set_weights(weights.values(layer.name, entry["weight_bits"], spec,
+                                              entry.get("weight_frac_bits")))
+    inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in clone.inputs]
+    in_names = [layer.name for layer in infer.layers
+                if isinstance(layer, keras.layers.InputLayer)]
+    quantized_in = [act_quant(n, x) for n, x in zip(in_names, inputs)]
+    outputs = clone(quantized_in[0] if len(quantized_in) == 1 else quantized_in)
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs,
+                       name=f"{infer.name}_pot")
+
+
+def predict_classes(model, images, batch_size=256):
+    """argmax over the output scores (lengths) of an inference model: (N,) int."""
+    scores = model.predict(images, batch_size=batch_size, verbose=0)
+    if isinstance(scores, dict):
+        scores = scores["lengths"]
+    return np.argmax(np.asarray(scores), axis=-1)
+
+
+def accuracy(model, images, labels, batch_size=256):
+    """Top-1 accuracy of an inference model on (images, labels); labels int or one-hot."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        labels = labels.argmax(-1)
+    return float(np.mean(predict_classes(model, images, batch_size) == labels))
+
+
+__all__ = [
+    "Calibration",
+    "RoutingQuantizer",
+    "WeightQuantizer",
+    "accuracy",
+    "complete_spec",
+    "inference_model",
+    "layer_capabilities",
+    "predict_classes",
+    "quantized_model",
+    "weight_axis",
+]
