@@ -127,3 +127,30 @@ def plot_batch_schedule(policy, epochs, path, title=None):
     ax.set_title(title or type(policy).__name__)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path, plt)
+
+
+def plot_accuracy_vs_size(points, path, title="accuracy vs model size"):
+    """Accuracy against model bytes (log x-axis), one labelled point per model.
+
+    Args:
+        points: list of (name, size in bytes, accuracy).
+        path: PNG file to write.
+    Returns:
+        `path`.
+    """
+    points = [(n, float(b), float(a)) for n, b, a in points if b and a is not None]
+    if not points:
+        raise ValueError("points is empty: nothing to plot.")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    xs, ys = [p[1] for p in points], [p[2] for p in points]
+    ax.plot(xs, ys, color="0.7", zorder=1)
+    ax.scatter(xs, ys, zorder=2)
+    for name, x, y in points:
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xscale("log")
+    ax.set_xlabel("model size (bytes, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path, plt)

@@ -1,0 +1,267 @@
+r"""One command from a dataset to a microcontroller model.
+
+    python -m train.pipeline --model_dir=runs/pipeline --preset=quick
+    python -m train.pipeline --model_dir=runs/pipeline_full --preset=full   # a GPU
+    python -m train.pipeline --model_dir=runs/pipeline --stages=quantize,export,evaluate
+
+Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json when finished):
+
+    teacher   train_capsnet with the FasTrCaps WarmAdaBatch policy (small-batch warm-up, then
+              a large batch with a cosine LR) -> teacher/best.keras
+    student   transfer (the teacher's most important channels) + distillation into the small
+              weight-shared student -> student/best.keras
+    prune     CCM retraining, CHIP scores, pruning at --pruning_ratio, retraining
+              -> prune/pruned/best.keras
+    quantize  power-of-two progressive bit-width search (approach --approach) on the pruned
+              student -> quantize/spec_<A|B|C>.json, report.md
+    export    fully integer (int8) TFLite of the pruned student + its op audit
+              -> export/model_int8.tflite, audit.json
+    evaluate  LiteRT accuracy and latency, TFLite Micro arena and TFLM-vs-LiteRT agreement
+              -> evaluate/evaluation.json
+    report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule)
+
+A re-run skips stages with a done.json and resumes an interrupted training stage from its
+checkpoint. --stages runs a subset (their inputs must exist from an earlier run). Every flag
+of train_capsnet / distill / prune / quantize is accepted; the preset sets the defaults below
+and explicit flags win.
+
+The int8 export uses TFLite's own (float) scales; the power-of-two spec is reported as the
+simulated fixed-point accuracy and memory, not yet exported (see issue 7 in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app, flags
+
+from train import distill, prune, quantize, train_capsnet
+
+FLAGS = flags.FLAGS
+
+STAGES = ("teacher", "student", "prune", "quantize", "export", "evaluate", "report")
+
+# Student = the microcontroller CapsNet of train/configs/mcu_student.flags.
+_STUDENT = dict(student_conv_filters=16, student_primary_capsules=4, student_primary_dim=8,
+                student_class_dim=8, student_weight_sharing=True, student_decoder="none",
+                transfer_init=True, temperature=3.0, alpha=1.0, beta=1.0)
+PRESETS = {
+    "quick": dict(
+        dataset="fashion_mnist", model="capsnet", conv_filters=64, primary_capsules=8,
+        primary_dim=8, class_dim=16, decoder="reduced", train_examples=20000,
+        test_examples=2000, epochs=2, student_epochs=2, batch_policy="warmadabatch",
+        batch_warmup_size=32, batch_warmup_epochs=1, batch_exponent=7, learning_rate=1e-3,
+        lr_min=1e-4, pruning_ratio=0.25, ccm_epochs=1, retrain_epochs=1, ci_batches=4,
+        approach="C", tolerance=0.5, calibration_batches=4, search_examples=1000,
+        tflite_examples=1000, latency_repeats=20, **_STUDENT,
+    ),
+    "full": dict(
+        dataset="fashion_mnist", model="capsnet", conv_filters=256, primary_capsules=32,
+        primary_dim=8, class_dim=16, decoder="full", train_examples=None, test_examples=None,
+        epochs=30, student_epochs=30, batch_policy="warmadabatch", batch_warmup_size=16,
+        batch_warmup_epochs=3, batch_exponent=7, learning_rate=1e-3, lr_min=1e-5,
+        pruning_ratio=0.25, ccm_epochs=5, retrain_epochs=10, ci_batches=0, approach="all",
+        tolerance=0.1, calibration_batches=32, search_examples=5000, tflite_examples=None,
+        latency_repeats=100, **_STUDENT,
+    ),
+}
+
+
+def define_flags():
+    distill.define_flags()
+    prune.define_flags()
+    quantize.define_flags()
+    if "stages" in FLAGS:
+        return
+    flags.DEFINE_list("stages", list(STAGES), f"Stages to run, a subset of {list(STAGES)}.")
+    flags.DEFINE_integer("student_epochs", None, "Distillation epochs (default --epochs).")
+    flags.DEFINE_integer("search_examples", 5000, "Test images the quantization search uses; "
+                         "the rest of the test split reports.")
+    flags.DEFINE_integer("tflite_examples", None, "Test images for the TFLite evaluation "
+                         "(default all).")
+    flags.DEFINE_integer("latency_repeats", 50, "Latency measurements per model.")
+
+
+def _with(flags_obj, **overrides):
+    return prune.with_overrides(flags_obj, **overrides)
+
+
+def _done_path(out, stage):
+    return os.path.join(out, stage, "done.json")
+
+
+def _load_done(out, stage):
+    path = _done_path(out, stage)
+    if not os.path.exists(path):
+        raise ValueError(
+            f"stage {stage!r} has not finished in {out} (no {path}); run it first, e.g. "
+            f"--stages={stage},... or without --stages."
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def _model_stats(path):
+    from keras_caps.analysis.flops import total_flops
+    from keras_caps.models.heads import classifier
+
+    model = prune.load_capsnet(path)
+    return {"params": int(classifier(model).count_params()),
+            "flops": int(total_flops(classifier(model))),
+            "keras_bytes": os.path.getsize(path)}
+
+
+def stage_teacher(fl, out, data):
+    metrics = train_capsnet.run(_with(fl, model_dir=out), datasets_override=data)
+    path = os.path.join(out, "best.keras")
+    return {"model": path, "accuracy": metrics["best_test_accuracy"],
+            "train_time_s": metrics["train_time_s"], "train_examples": len(data[0][0]),
+            **_model_stats(path)}
+
+
+def stage_student(fl, out, data, teacher):
+    epochs = fl.student_epochs or fl.epochs
+    metrics = distill.run(_with(fl, model_dir=out, teacher=teacher["model"], epochs=epochs),
+                          datasets_override=data)
+    path = os.path.join(out, "best.keras")
+    return {"model": path, "accuracy": metrics["best_test_accuracy"],
+            "train_time_s": metrics.get("train_time_s"), **_model_stats(path)}
+
+
+def stage_prune(fl, out, data, student):
+    t0 = time.perf_counter()
+    metrics = prune.run(_with(fl, model_dir=out, base_model=student["model"],
+                              class_caps="fresh"), datasets_override=data)
+    path = metrics["pruned"]["best_model"]
+    return {"model": path, "accuracy": metrics["pruned"]["best_accuracy"],
+            "ccm_accuracy": metrics["ccm"]["accuracy"], "train_time_s": time.perf_counter() - t0,
+            "params_reduction": metrics["params_reduction"], **_model_stats(path)}
+
+
+def stage_quantize(fl, out, data, pruned):
+    from keras_caps import data as data_lib
+
+    (xtr, _), (xte, yte) = data
+    n = min(fl.search_examples, len(xte) // 2)
+    calib = data_lib.normalize(xtr[: fl.calibration_batches * fl.calibration_batch_size])
+    x = data_lib.normalize(xte)
+    summary = quantize.run(
+        _with(fl, model_path=pruned["model"], output_dir=out, preset="none"),
+        datasets_override=(calib, (x[:n], yte[:n]), (x[n:], yte[n:])))
+    best = _best_quantized(summary)
+    return {"spec": os.path.join(out, f"spec_{best}.json"), "approach": best,
+            "float_test_accuracy": summary["float_test_accuracy"],
+            "accuracy": summary["results"][best]["test_accuracy"],
+            "weight_reduction": summary["results"][best]["reductions"]["weights"],
+            "activation_reduction": summary["results"][best]["reductions"]["activations_total"],
+            "weight_bits_total": summary["results"][best]["reductions"]["quantized"]["weights"],
+            "seconds": summary["seconds"]}
+
+
+def _best_quantized(summary):
+    """The approach within tolerance with the largest weight reduction (else the most accurate)."""
+    results = summary["results"]
+    ok = [k for k, r in results.items() if r["meets_tolerance"]]
+    if ok:
+        return max(ok, key=lambda k: results[k]["reductions"]["weights"])
+    return max(results, key=lambda k: results[k]["accuracy"])
+
+
+def stage_export(fl, out, data, pruned):
+    from keras_caps.io_utils import write_json
+    from tflite import audit, export
+
+    model = prune.load_capsnet(pruned["model"])
+    path = os.path.join(out, "model_int8.tflite")
+    size = export.export(model, path, "int8", data[0][0][:2000])  # raw images, as evaluate
+    result = audit.audit(path, int8=True)
+    write_json(os.path.join(out, "audit.json"),
+               {"ok": result.ok, "problems": result.problems, "text": result.text()})
+    return {"tflite": path, "bytes": size, "audit_ok": bool(result.ok)}
+
+
+def stage_evaluate(fl, out, data, exported):
+    from keras_caps.io_utils import write_json
+    from tflite import evaluate
+
+    (_, _), (xte, yte) = data
+    n = fl.tflite_examples or len(xte)
+    with open(exported["tflite"], "rb") as f:
+        row = evaluate.evaluate(f.read(), xte[:n], yte[:n], fl.latency_repeats, name="int8")
+    row["examples"] = int(min(n, len(xte)))
+    write_json(os.path.join(out, "evaluation.json"), row)
+    return row
+
+
+def stage_report(fl, out, results):
+    from train.pipeline_report import write_report
+
+    return write_report(fl, out, results)
+
+
+def run(flags_obj, datasets_override=None):
+    """Runs the requested stages; returns {stage: result}. See the module docstring."""
+    import keras
+
+    from keras_caps.io_utils import write_json
+
+    if not flags_obj.model_dir:
+        raise ValueError("--model_dir is required: the folder for every stage and the report.")
+    unknown = [s for s in flags_obj.stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown --stages {unknown}; choose from {list(STAGES)}.")
+    keras.utils.set_random_seed(flags_obj.seed)
+    root = flags_obj.model_dir
+    os.makedirs(root, exist_ok=True)
+    needs_data = any(s in flags_obj.stages for s in STAGES[:-1])
+    data = (datasets_override or prune.load_data(flags_obj)) if needs_data else None
+    results = {}
+    for stage in STAGES:
+        out = os.path.join(root, stage)
+        if stage not in flags_obj.stages or os.path.exists(_done_path(root, stage)):
+            if os.path.exists(_done_path(root, stage)):
+                results[stage] = _load_done(root, stage)
+                if flags_obj.verbose and stage in flags_obj.stages:
+                    print(f"[pipeline] {stage}: done earlier, skipped")
+            continue
+        os.makedirs(out, exist_ok=True)
+        if flags_obj.verbose:
+            print(f"[pipeline] {stage} ...", flush=True)
+        t0 = time.perf_counter()
+        if stage == "teacher":
+            result = stage_teacher(flags_obj, out, data)
+        elif stage == "student":
+            result = stage_student(flags_obj, out, data, _need(results, root, "teacher"))
+        elif stage == "prune":
+            result = stage_prune(flags_obj, out, data, _need(results, root, "student"))
+        elif stage == "quantize":
+            result = stage_quantize(flags_obj, out, data, _need(results, root, "prune"))
+        elif stage == "export":
+            result = stage_export(flags_obj, out, data, _need(results, root, "prune"))
+        elif stage == "evaluate":
+            result = stage_evaluate(flags_obj, out, data, _need(results, root, "export"))
+        else:
+            result = stage_report(flags_obj, out, results)
+        result["stage_seconds"] = time.perf_counter() - t0
+        write_json(_done_path(root, stage), result)
+        results[stage] = result
+    return results
+
+
+def _need(results, root, stage):
+    return results.get(stage) or _load_done(root, stage)
+
+
+def main(argv):
+    del argv
+    train_capsnet.apply_preset(FLAGS, PRESETS, default="quick")
+    results = run(FLAGS)
+    if "report" in results:
+        print(open(results["report"]["summary_md"]).read())
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

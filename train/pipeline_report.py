@@ -1,0 +1,115 @@
+"""The pipeline's report: report.md, summary.md, summary.json and PNGs in <model_dir>/report/.
+
+One row per stage artefact (teacher, distilled student, pruned student, its power-of-two
+simulation, the int8 TFLite model): accuracy, parameters, FLOPs, model bytes, TFLM arena and
+latency, each with where it came from. Sizes: .keras file bytes for Keras models (weights,
+float32, plus the file's overhead), weight memory of the spec for the PoT simulation (bits / 8,
+exponents included), the flatbuffer for TFLite.
+"""
+
+from __future__ import annotations
+
+import os
+
+from keras_caps.analysis.convergence import markdown_table
+from keras_caps.io_utils import write_json, write_text
+from keras_caps.schedules import steps_for_epochs
+
+COLUMNS = [
+    ("stage", "stage", "s"), ("model", "model", "s"), ("accuracy", "test acc.", ".4f"),
+    ("params", "params", ",d"), ("flops", "FLOPs", ",d"), ("bytes", "bytes", ",d"),
+    ("arena_bytes", "TFLM arena", ",d"), ("latency_ms", "ms / image (1 thread)", ".3f"),
+    ("seconds", "stage time (s)", ".0f"),
+]
+
+
+def summary_rows(results):
+    """The summary table rows from the stage results that exist."""
+    rows = []
+    for stage, label in (("teacher", "CapsNet teacher (float32)"),
+                         ("student", "student, transfer + KD (float32)"),
+                         ("prune", "student pruned + retrained (float32)")):
+        r = results.get(stage)
+        if r:
+            rows.append(dict(stage=stage, model=label, accuracy=r["accuracy"],
+                             params=r["params"], flops=r["flops"], bytes=r["keras_bytes"],
+                             seconds=r.get("stage_seconds")))
+    q, p = results.get("quantize"), results.get("prune")
+    if q:
+        rows.append(dict(
+            stage="quantize",
+            model=f"pruned student, PoT approach {q['approach']} "
+                  f"(weights x{q['weight_reduction']:.2f}, acts x{q['activation_reduction']:.2f})",
+            accuracy=q["accuracy"], params=p["params"] if p else None,
+            flops=p["flops"] if p else None, bytes=int(q["weight_bits_total"] // 8),
+            seconds=q.get("stage_seconds")))
+    e, x = results.get("evaluate"), results.get("export")
+    if e and x:
+        rows.append(dict(
+            stage="export+evaluate", model="pruned student, int8 TFLite (TFLM)",
+            accuracy=e["accuracy"], params=p["params"] if p else None,
+            flops=p["flops"] if p else None, bytes=x["bytes"], arena_bytes=e.get("arena_bytes"),
+            latency_ms=e.get("latency_ms_1t"),
+            seconds=(x.get("stage_seconds") or 0) + (e.get("stage_seconds") or 0)))
+    return rows
+
+
+def write_report(fl, out, results):
+    """Writes the report files into `out`; returns {"report", "summary_md", "rows", ...}."""
+    from keras_caps import plots
+    from train import train_capsnet
+
+    os.makedirs(out, exist_ok=True)
+    rows = summary_rows(results)
+    table = markdown_table(rows, COLUMNS)
+    pngs = {}
+    points = [(r["stage"], r["bytes"], r["accuracy"]) for r in rows if r.get("bytes")]
+    if points:
+        pngs["accuracy_vs_size"] = plots.plot_accuracy_vs_size(
+            points, os.path.join(out, "accuracy_vs_size.png"))
+    policy = train_capsnet.batch_policy_from_flags(fl)
+    pngs["batch_schedule"] = plots.plot_batch_schedule(
+        policy, max(1, fl.epochs), os.path.join(out, "batch_schedule.png"),
+        title=f"teacher batch size ({fl.batch_policy})")
+    n = results.get("teacher", {}).get("train_examples") or fl.train_examples or 60000
+    schedule = train_capsnet.lr_schedule_from_flags(fl, n, policy)
+    steps = sum(steps_for_epochs(policy, n, fl.epochs))
+    pngs["lr_schedule"] = plots.plot_lr_schedules(
+        {fl.lr_policy if fl.batch_policy != "warmadabatch" else "warmadabatch": schedule},
+        steps, os.path.join(out, "lr_schedule.png"), title="teacher learning rate")
+    tflite = results.get("export", {})
+    ev = results.get("evaluate", {})
+    lines = [
+        "# keras-caps pipeline report", "",
+        f"Dataset {fl.dataset}: {fl.train_examples or 'all'} training and "
+        f"{fl.test_examples or 'all'} test images; preset {fl.preset}; teacher "
+        f"{fl.epochs} epochs ({fl.batch_policy}), student {fl.student_epochs or fl.epochs} "
+        f"epochs of transfer + distillation (T={fl.temperature}), pruning ratio "
+        f"{fl.pruning_ratio} (CCM {fl.ccm_epochs} + retrain {fl.retrain_epochs} epochs), "
+        f"PoT approach {fl.approach} with tolerance {fl.tolerance} points.", "",
+        table, "",
+        "Accuracies: Keras rows on the test images the pipeline used; the PoT row on the "
+        "test images not used by its bit-width search; the int8 row with LiteRT on "
+        f"{ev.get('examples', '?')} test images.", "",
+    ]
+    if tflite:
+        lines += [f"int8 TFLite: `{tflite['tflite']}`, {tflite['bytes']:,} bytes, TFLite Micro "
+                  f"op audit {'passed' if tflite.get('audit_ok') else 'FAILED'}."]
+    if ev:
+        arena = ev.get("arena_bytes")
+        lines += [
+            f"TFLite Micro: arena {arena:,} bytes; TFLM = LiteRT argmax on "
+            f"{ev.get('tflm_argmax_agreement', float('nan')):.3f} of the checked images."
+            if arena else f"TFLite Micro did not run: {ev.get('tflm_error')}", ""]
+    lines += ["![accuracy vs size](accuracy_vs_size.png)", "",
+              "![batch schedule](batch_schedule.png) ![lr schedule](lr_schedule.png)", "",
+              "Per-stage details: teacher/, student/ (metrics.json, history.csv), prune/report.md, "
+              "quantize/report.md, export/audit.json, evaluate/evaluation.json.", ""]
+    if fl.model == "deep_capsnet":
+        lines += ["Dead-capsule heatmaps: see python -m train.vanishing_study.", ""]
+    report_path = os.path.join(out, "report.md")
+    write_text(report_path, "\n".join(lines))
+    summary_path = os.path.join(out, "summary.md")
+    write_text(summary_path, table + "\n")
+    write_json(os.path.join(out, "summary.json"), rows)
+    return {"report": report_path, "summary_md": summary_path, "rows": rows, "pngs": pngs}
