@@ -18,6 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check keras_caps train tflite benchmarks tests
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q tests
+	KERAS_CAPS_NB_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=300 colab
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m benchmarks.throughput --preset=quick
