@@ -282,3 +282,30 @@ def test_searches_meet_their_tolerance_on_the_evaluation_data(tiny):
         assert b.accuracy >= 1.0 - tol
     with pytest.raises(ValueError, match="lower --weight_reduction"):
         progressive.layerwise_search(ev, tol, weight_reduction=100.0, base=a)
+
+
+@pytest.mark.slow
+def test_qat_lowers_the_quantized_loss_and_keeps_the_spec(tiny):
+    from keras_caps.losses import MarginLoss
+    from keras_caps.quantization import qat
+
+    model, cal, x, y = tiny
+    spec = simulate.complete_spec(model, qspec.uniform_spec(model, 3), cal)
+    before = simulate.quantized_model(model, spec)
+    original = [w.copy() for w in model.get_weights()]
+    tuned, losses = qat.qat_finetune(model, spec, x, y, epochs=4, batch_size=32,
+                                     learning_rate=3e-3)
+    after = simulate.quantized_model(tuned, spec)
+    onehot = np.eye(10, dtype=np.float32)[y]
+    loss = MarginLoss()
+    l0 = float(loss(onehot, before.predict(x, verbose=0)))
+    l1 = float(loss(onehot, after.predict(x, verbose=0)))
+    assert l1 < l0 and len(losses) == 4
+    kernel = after.layers[-1].get_layer("conv1").get_weights()[0]
+    f = np.asarray(spec["layers"]["conv1"]["weight_frac_bits"]["kernel"]).reshape(1, 1, 1, -1)
+    assert np.abs(np.round(kernel * 2.0**f)).max() <= 4  # still 3-bit PoT weights
+    for a, b in zip(original, model.get_weights()):  # the float model is untouched
+        np.testing.assert_array_equal(a, b)
+    incomplete = qspec.uniform_spec(model, 3)
+    with pytest.raises(ValueError, match="complete spec"):
+        qat.qat_finetune(model, incomplete, x, y)

@@ -61,3 +61,16 @@ def test_quantize_rejects_a_missing_model_and_negative_tolerance(tmp_path):
         quantize.run(_flags(tmp_path, model_path=str(tmp_path / "none.keras")))
     with pytest.raises(ValueError, match="--tolerance must be >= 0"):
         quantize.run(_flags(tmp_path, tolerance=-1.0))
+
+
+@pytest.mark.slow
+def test_quantize_with_qat_reports_a_float_control(tmp_path):
+    model, data = _setup()
+    x, y = data[1]
+    fv = _flags(tmp_path, approach="A", qat_epochs=1, max_bits=4, tolerance=100.0)
+    summary = quantize.run(fv, datasets_override=data, model=model, qat_override=(x, y))
+    qat = summary["results"]["A"]["qat"]
+    assert qat["epochs"] == 1 and len(qat["losses"]) == 1 and 0 <= qat["test_accuracy"] <= 1
+    assert (tmp_path / "q" / "qat_A.keras").exists()
+    assert (tmp_path / "q" / "qat_float_control.keras").exists()
+    assert "Float control" in (tmp_path / "q" / "report.md").read_text()

@@ -62,6 +62,10 @@ def define_flags():
     flags.DEFINE_string("search_split", "test[:5000]", "Held-out split the searches evaluate.")
     flags.DEFINE_string("test_split", "test[5000:]", "Disjoint split the results report.")
     flags.DEFINE_string("output_dir", None, "Output folder (default <model dir>/quantization).")
+    flags.DEFINE_integer("qat_epochs", 0, "Quantization-aware fine-tuning epochs for every "
+                         "found spec (0: post-training quantization only).")
+    flags.DEFINE_integer("qat_examples", 10000, "Training images for QAT (and its float control).")
+    flags.DEFINE_float("qat_learning_rate", 1e-4, "QAT learning rate (Adam).")
 
 
 def load_model(path):
@@ -87,7 +91,25 @@ def _split(flags_obj, split):
     return data.normalize(x), y
 
 
-def run(flags_obj, datasets_override=None, model=None):
+def _qat(flags_obj, model, spec, qat_data, test_data, out, name, say):
+    """QAT of `spec` (float control for an empty spec); saves the tuned float model."""
+    from keras_caps.io_utils import save_model
+    from keras_caps.quantization import qat, simulate
+
+    t0 = time.perf_counter()
+    tuned, losses = qat.qat_finetune(model, spec, *qat_data, epochs=flags_obj.qat_epochs,
+                                     learning_rate=flags_obj.qat_learning_rate,
+                                     seed=flags_obj.seed, progress=say)
+    path = os.path.join(out, f"qat_{name}.keras")
+    save_model(tuned, path)
+    result = {"model": path, "losses": losses, "seconds": time.perf_counter() - t0,
+              "epochs": flags_obj.qat_epochs, "examples": int(len(qat_data[0]))}
+    scored = simulate.quantized_model(tuned, spec) if spec["layers"] else tuned
+    result["test_accuracy"] = simulate.accuracy(scored, *test_data)
+    return result
+
+
+def run(flags_obj, datasets_override=None, model=None, qat_override=None):
     """Calibrates, searches and reports as the flags say; returns the results dict.
 
     Args:
@@ -132,6 +154,11 @@ def run(flags_obj, datasets_override=None, model=None):
     base = progressive.uniform_search(ev, tol, max_bits=flags_obj.max_bits,
                                       min_bits=flags_obj.min_bits, **options)
     results, rows, specs = {}, [], {}
+    qat_data = control = None
+    if flags_obj.qat_epochs > 0:
+        qat_data = qat_override or _split(flags_obj, f"train[-{flags_obj.qat_examples}:]")
+        empty = {"format": "keras_caps.pot_spec", "version": 1, "layers": {}}
+        control = _qat(flags_obj, model, empty, qat_data, (xt, yt), out, "float_control", say)
     for name in approaches:
         if name == "A":
             res = base
@@ -145,13 +172,18 @@ def run(flags_obj, datasets_override=None, model=None):
         specs[name] = res.spec
         rows.append(report.result_row(res, test_acc, float_test))
         results[name] = {**res.summary(), "test_accuracy": test_acc, "trace": res.trace}
+        if flags_obj.qat_epochs > 0:
+            qat = _qat(flags_obj, model, res.spec, qat_data, (xt, yt), out, name, say)
+            results[name]["qat"] = qat
+            rows[-1].update(qat_test_accuracy=qat["test_accuracy"],
+                            qat_delta=100.0 * (qat["test_accuracy"] - control["test_accuracy"]))
     summary = {
         "model": flags_obj.model_path, "dataset": flags_obj.dataset,
         "float_search_accuracy": ev.float_accuracy, "float_test_accuracy": float_test,
         "tolerance_points": flags_obj.tolerance, "search_split": flags_obj.search_split,
         "test_split": flags_obj.test_split, "calibration_images": int(len(calib)),
         "evaluations": ev.evaluations, "seconds": time.perf_counter() - t0,
-        "options": options, "results": results,
+        "options": options, "results": results, "float_control": control,
     }
     write_json(os.path.join(out, "results.json"), summary)
     lines = [
@@ -163,6 +195,12 @@ def run(flags_obj, datasets_override=None, model=None):
         f"evaluations in {summary['seconds']:.0f} s. Options: {json.dumps(options)}.", "",
         report.results_table(rows), "",
     ]
+    if control:
+        lines += [
+            f"QAT: {flags_obj.qat_epochs} epoch(s) on {control['examples']} training images, "
+            f"Adam {flags_obj.qat_learning_rate}. Float control (the float model fine-tuned "
+            f"the same way): test accuracy {control['test_accuracy']:.4f}; the QAT Δ column "
+            "is against it.", ""]
     for name in approaches:
         lines += [f"## Approach {name}", "", report.layer_table(model, specs[name]), ""]
     write_text(os.path.join(out, "report.md"), "\n".join(lines))

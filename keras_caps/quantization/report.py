@@ -11,7 +11,8 @@ RESULT_COLUMNS = [
     ("test_delta", "Δ test (points)", "+.2f"), ("meets_tolerance", "Within tol. (search)", "s"),
     ("weight_reduction", "Weight mem. ×", ".2f"), ("activation_reduction", "Act. mem. × (total)", ".2f"),
     ("peak_reduction", "Act. mem. × (peak)", ".2f"), ("evaluations", "Evals", "d"),
-    ("seconds", "Time (s)", ".0f"),
+    ("seconds", "Time (s)", ".0f"), ("qat_test_accuracy", "QAT test acc.", ".4f"),
+    ("qat_delta", "Δ QAT vs float control (points)", "+.2f"),
 ]
 
 
