@@ -9,7 +9,6 @@ import types
 import keras
 import numpy as np
 import pytest
-from absl import flags
 
 from keras_caps import data
 from keras_caps.models import capsnet
@@ -19,6 +18,7 @@ from keras_caps.training.distillation import (
     length_crossentropy,
     soft_probabilities,
 )
+from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
 from train import distill
 
@@ -152,10 +152,7 @@ def test_mismatched_teacher_and_student_are_rejected():
 
 
 def _flags(tmp_path, **overrides):
-    distill.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(distill.define_flags)
     values.update(
         model_dir=str(tmp_path / "kd"), student_conv_filters=4, student_primary_capsules=2,
         student_primary_dim=4, student_class_dim=4, epochs=1, batch_size=8, verbose=0,

@@ -4,18 +4,15 @@ import json
 import types
 
 import pytest
-from absl import flags
 
 from keras_caps.analysis.convergence import convergence_summary, markdown_table
+from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
 from train import fastrcaps_study
 
 
 def _study_flags(tmp_path, **overrides):
-    fastrcaps_study.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(fastrcaps_study.define_flags)
     values.update(fastrcaps_study.PRESETS["quick"])
     values.update(
         model_dir=str(tmp_path / "study"), conv_filters=8, conv_kernel=3, primary_capsules=4,

@@ -4,17 +4,14 @@ import json
 import types
 
 import pytest
-from absl import flags
 
+from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
 from train import kd_study
 
 
 def _study_flags(tmp_path, **overrides):
-    kd_study.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(kd_study.define_flags)
     values.update(kd_study.PRESETS["quick"])
     values.update(
         model_dir=str(tmp_path / "study"), conv_filters=8, conv_kernel=3, primary_capsules=4,

@@ -4,17 +4,14 @@ import json
 import types
 
 import pytest
-from absl import flags
 
+from tests.flag_utils import flag_defaults
 from tests.test_prune_binaries import _data
 from train import pipeline
 
 
 def _flags(tmp_path, **overrides):
-    pipeline.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(pipeline.define_flags)
     values.update(pipeline.PRESETS["quick"])
     values.update(
         model_dir=str(tmp_path / "run"), preset="quick", conv_filters=8, conv_kernel=3,

@@ -5,8 +5,8 @@ import types
 
 import numpy as np
 import pytest
-from absl import flags
 
+from tests.flag_utils import flag_defaults
 from train import prune, vanishing_study
 
 
@@ -20,10 +20,7 @@ def _data(n=32, seed=0):
 
 
 def _flags(tmp_path, **overrides):
-    vanishing_study.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(vanishing_study.define_flags)
     values.update(
         model_dir=str(tmp_path / "run"), model="deep_capsnet", num_capsules=4, capsule_dim=2,
         backbone_filters=["4", "8", "8"], class_dim=4, decoder="none", epochs=1, ccm_epochs=1,

@@ -6,18 +6,15 @@ import types
 import keras
 import numpy as np
 import pytest
-from absl import flags
 
 from keras_caps.models import capsnet
 from keras_caps.quantization import load_spec, simulate
+from tests.flag_utils import flag_defaults
 from train import quantize
 
 
 def _flags(tmp_path, **overrides):
-    quantize.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(quantize.define_flags)
     values.update(output_dir=str(tmp_path / "q"), verbose=0, preset="none", tolerance=2.0,
                   max_bits=16, weight_reduction=3.0, model_path=None)
     values.update(overrides)

@@ -8,16 +8,13 @@ import types
 
 import numpy as np
 import pytest
-from absl import flags
 
+from tests.flag_utils import flag_defaults
 from train import train_capsnet
 
 
 def _flags(tmp_path, **overrides):
-    train_capsnet.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(train_capsnet.define_flags)
     values.update(
         model_dir=str(tmp_path / "run"), conv_filters=8, conv_kernel=3, primary_capsules=4,
         primary_dim=4, primary_kernel=3, class_dim=6, decoder="reduced", epochs=2,

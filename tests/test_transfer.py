@@ -6,7 +6,6 @@ import types
 import keras
 import numpy as np
 import pytest
-from absl import flags
 
 from keras_caps import data
 from keras_caps.models import capsnet, deep_capsnet
@@ -19,6 +18,7 @@ from keras_caps.training.transfer import (
     trainable_layer_names,
     with_l2_regularization,
 )
+from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
 from train import finetune
 
@@ -269,10 +269,7 @@ def test_gradual_unfreezing_rejects_bad_schedules():
 
 
 def _finetune_flags(tmp_path, **overrides):
-    finetune.define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    values = {name: flags.FLAGS[name].value for name in flags.FLAGS}
+    values = flag_defaults(finetune.define_flags)
     values.update(model_dir=str(tmp_path / "ft"), epochs=1, batch_size=8, verbose=0,
                   num_classes=4, unfreeze_schedule="auto", l2=1e-4, learning_rate=4e-3)
     values.update(overrides)

@@ -38,6 +38,7 @@ import time
 from absl import app, flags
 
 from train import distill, prune, quantize, train_capsnet
+from train.train_capsnet import quiet_retracing_warnings
 
 FLAGS = flags.FLAGS
 
@@ -256,6 +257,7 @@ def _need(results, root, stage):
 
 def main(argv):
     del argv
+    quiet_retracing_warnings()
     train_capsnet.apply_preset(FLAGS, PRESETS, default="quick")
     results = run(FLAGS)
     if "report" in results:

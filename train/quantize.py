@@ -26,6 +26,8 @@ import time
 
 from absl import app, flags
 
+from train.train_capsnet import quiet_retracing_warnings
+
 FLAGS = flags.FLAGS
 
 PRESETS = {
@@ -212,6 +214,7 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
 
 def main(argv):
     del argv
+    quiet_retracing_warnings()
     run(FLAGS)
 
 

@@ -98,6 +98,14 @@ def apply_preset(flags_obj, presets, default=None):
             setattr(flags_obj, key, value)
 
 
+def quiet_retracing_warnings():
+    """Hides TensorFlow's "triggered tf.function retracing" warnings: binaries that score many
+    models (quantization searches, the pipeline) build a new predict function per model."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
 def make_strategy(name):
     """one_device | mirrored | multi_worker -> a tf.distribute strategy."""
     import tensorflow as tf
