@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m train.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m train.pipeline --model_dir=runs/pipeline --preset=quick
 
 test: $(STAMP)
 	$(BIN)/ruff check keras_caps train tflite benchmarks tests

@@ -145,7 +145,7 @@ def stage_quantize(fl, out, data, pruned):
     from keras_caps import data as data_lib
 
     (xtr, _), (xte, yte) = data
-    n = min(fl.search_examples, len(xte) // 2)
+    n = _search_count(fl, xte)
     calib = data_lib.normalize(xtr[: fl.calibration_batches * fl.calibration_batch_size])
     x = data_lib.normalize(xte)
     summary = quantize.run(
@@ -159,6 +159,11 @@ def stage_quantize(fl, out, data, pruned):
             "activation_reduction": summary["results"][best]["reductions"]["activations_total"],
             "weight_bits_total": summary["results"][best]["reductions"]["quantized"]["weights"],
             "seconds": summary["seconds"]}
+
+
+def _search_count(fl, test_images):
+    """Test images the PoT search uses (the first ones); the rest report PoT and int8."""
+    return min(fl.search_examples, len(test_images) // 2)
 
 
 def _best_quantized(summary):
@@ -188,6 +193,7 @@ def stage_evaluate(fl, out, data, exported):
     from tflite import evaluate
 
     (_, _), (xte, yte) = data
+    xte, yte = xte[_search_count(fl, xte):], yte[_search_count(fl, xte):]  # as the PoT row
     n = fl.tflite_examples or len(xte)
     with open(exported["tflite"], "rb") as f:
         row = evaluate.evaluate(f.read(), xte[:n], yte[:n], fl.latency_repeats, name="int8")

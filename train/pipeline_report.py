@@ -2,8 +2,8 @@
 
 One row per stage artefact (teacher, distilled student, pruned student, its power-of-two
 simulation, the int8 TFLite model): accuracy, parameters, FLOPs, model bytes, TFLM arena and
-latency, each with where it came from. Sizes: .keras file bytes for Keras models (weights,
-float32, plus the file's overhead), weight memory of the spec for the PoT simulation (bits / 8,
+latency, each with where it came from. Sizes ("bytes"): float32 weights of the inference head
+(4 x params) for Keras models, weight memory of the spec for the PoT simulation (bits / 8,
 exponents included), the flatbuffer for TFLite.
 """
 
@@ -32,7 +32,7 @@ def summary_rows(results):
         r = results.get(stage)
         if r:
             rows.append(dict(stage=stage, model=label, accuracy=r["accuracy"],
-                             params=r["params"], flops=r["flops"], bytes=r["keras_bytes"],
+                             params=r["params"], flops=r["flops"], bytes=4 * r["params"],
                              seconds=r.get("stage_seconds")))
     q, p = results.get("quantize"), results.get("prune")
     if q:
@@ -88,9 +88,11 @@ def write_report(fl, out, results):
         f"{fl.pruning_ratio} (CCM {fl.ccm_epochs} + retrain {fl.retrain_epochs} epochs), "
         f"PoT approach {fl.approach} with tolerance {fl.tolerance} points.", "",
         table, "",
-        "Accuracies: Keras rows on the test images the pipeline used; the PoT row on the "
-        "test images not used by its bit-width search; the int8 row with LiteRT on "
-        f"{ev.get('examples', '?')} test images.", "",
+        "Accuracies: Keras rows on all the test images the pipeline used; the PoT and int8 "
+        "rows on the test images the bit-width search did not use "
+        f"({ev.get('examples', '?')} for int8, with LiteRT), where the pruned float model "
+        f"scores {results.get('quantize', {}).get('float_test_accuracy', float('nan')):.4f}.",
+        "",
     ]
     if tflite:
         lines += [f"int8 TFLite: `{tflite['tflite']}`, {tflite['bytes']:,} bytes, TFLite Micro "
