@@ -35,23 +35,25 @@ def test_pipeline_runs_every_stage_then_skips_finished_ones(tmp_path):
     for stage in pipeline.STAGES:
         assert (run / stage / "done.json").exists(), stage
     for name in ("teacher/best.keras", "student/best.keras", "prune/pruned/best.keras",
-                 "quantize/spec_C.json", "export/model_int8.tflite", "export/audit.json",
+                 "quantize/spec_C.json", "export/model_int8.tflite", "export/audit_int8.json",
+                 "export/model_int8_pot.tflite", "export/audit_int8_pot.json",
                  "evaluate/evaluation.json", "report/report.md", "report/summary.json",
                  "report/accuracy_vs_size.png", "report/batch_schedule.png",
                  "report/lr_schedule.png"):
         assert (run / name).exists(), name
-    assert results["export"]["audit_ok"]
+    assert results["export"]["int8"]["audit_ok"] and results["export"]["int8_pot"]["audit_ok"]
     assert results["prune"]["params"] < results["student"]["params"] < results["teacher"]["params"]
     rows = json.loads((run / "report" / "summary.json").read_text())
     assert [r["stage"] for r in rows] == ["teacher", "student", "prune", "quantize",
-                                          "export+evaluate"]
-    assert rows[-1]["bytes"] == (run / "export" / "model_int8.tflite").stat().st_size
+                                          "export+evaluate int8", "export+evaluate int8_pot"]
+    assert rows[-2]["bytes"] == (run / "export" / "model_int8.tflite").stat().st_size
+    assert results["evaluate"]["int8_pot"]["arena_bytes"] > 0
     report = (run / "report" / "report.md").read_text()
     assert "int8 TFLite" in report and "accuracy_vs_size.png" in report
     # A re-run skips everything finished: no stage is redone, results are the same.
     mtime = (run / "teacher" / "best.keras").stat().st_mtime
     again = pipeline.run(_flags(tmp_path), datasets_override=data)
-    assert again["evaluate"]["accuracy"] == results["evaluate"]["accuracy"]
+    assert again["evaluate"]["int8"]["accuracy"] == results["evaluate"]["int8"]["accuracy"]
     assert (run / "teacher" / "best.keras").stat().st_mtime == mtime
 
 

@@ -39,11 +39,12 @@ def test_export_form_is_static_squared_and_equal_to_training_form():
 @pytest.mark.parametrize("build", [_small, _deep], ids=["capsnet", "deep_capsnet"])
 @pytest.mark.parametrize("mode", export.MODES)
 def test_every_mode_converts(build, mode):
+    integer = mode in ("int8", "int8_pot")
     flatbuffer = export.convert(build(decoder=None) if build is _small else build(), mode,
-                                IMAGES if mode in ("int8", "int16x8") else None)
-    report = audit.audit(flatbuffer, int8=mode == "int8")
+                                IMAGES if integer or mode == "int16x8" else None)
+    report = audit.audit(flatbuffer, int8=integer, pot=mode == "int8_pot")
     assert len(flatbuffer) > 1000
-    if mode == "int8":
+    if integer:
         assert report.ok, report.text()
 
 
@@ -125,3 +126,33 @@ def test_export_writes_atomically(tmp_path):
         export.export(_small(decoder=None), str(bad), "int8")  # no representative data
     assert not bad.exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_pot_scales_are_exact_powers_of_two_and_keep_the_model():
+    from tflite import evaluate, pot
+
+    model = _small(decoder=None, weight_sharing=True)
+    int8 = export.convert(model, "int8", IMAGES)
+    assert not audit.audit(int8, int8=True, pot=True).ok  # the converter's scales are not PoT
+    pot_fb = pot.to_power_of_two(int8)
+    report = audit.audit(pot_fb, int8=True, pot=True)
+    assert report.ok, report.text()
+    for name, scales in report.scales.items():
+        assert all(audit.is_power_of_two(s) for s in scales), name
+    # same graph and weights up to requantization: about as close to float as int8 is
+    # (classes of an untrained model are near ties, so compare scores, not argmax)
+    expected = export.export_form(model).predict(IMAGES / 255.0, batch_size=1, verbose=0)
+    err_int8 = np.abs(evaluate.predict_litert(int8, IMAGES) - expected).mean()
+    err_pot = np.abs(evaluate.predict_litert(pot_fb, IMAGES) - expected).mean()
+    assert err_pot < 3 * err_int8 + 0.02 * np.abs(expected).mean(), (err_pot, err_int8)
+    # runs in TFLite Micro
+    agreement = evaluate.compare_tflm_litert(pot_fb, IMAGES[:4], 1_000_000)
+    assert agreement["examples"] == 4
+    # "up" never shrinks a scale; "nearest" stays within a factor sqrt(2)
+    s = np.array([0.003, 0.004, 1.0, 0.7])
+    np.testing.assert_array_equal(pot.pot_scale(s, "up"), [2.0**-8, 2.0**-7, 1.0, 1.0])
+    assert np.all(np.abs(np.log2(pot.pot_scale(s, "nearest") / s)) <= 0.5)
+    with pytest.raises(ValueError, match="rounding"):
+        pot.pot_scale(s, "down")
+    with pytest.raises(ValueError, match="int8 models"):
+        pot.to_power_of_two(export.convert(model, "int16x8", IMAGES))

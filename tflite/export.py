@@ -1,4 +1,4 @@
-r"""Keras model -> SavedModel -> TFLite, in float32, dynamic-range, int8 and int16x8 modes.
+r"""Keras model -> SavedModel -> TFLite, in float32, dynamic-range, int8, int8_pot and int16x8 modes.
 
     python -m tflite.export --model=runs/student/model.keras --mode=int8 \
         --out=runs/student/model_int8.tflite [--dataset=fashion_mnist] [--batch_size=1]
@@ -26,7 +26,7 @@ from keras_caps import layers as caps_layers
 from keras_caps.io_utils import atomic_path
 from keras_caps.models.heads import classifier
 
-MODES = ("float32", "dynamic_range", "int8", "int16x8")
+MODES = ("float32", "dynamic_range", "int8", "int8_pot", "int16x8")
 
 #: Layers the export form knows; anything else is rejected before conversion.
 SUPPORTED_LAYERS = (
@@ -111,7 +111,8 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
     Args:
         model: keras_caps model.
         mode: "float32", "dynamic_range", "int8" (int8 in/out, TFLITE_BUILTINS_INT8 only: the
-            microcontroller mode) or "int16x8" (int16 activations, int8 weights, for LiteRT;
+            microcontroller mode), "int8_pot" (int8 with every scale a power of two, see
+            `tflite.pot`) or "int16x8" (int16 activations, int8 weights, for LiteRT;
             ops without int16 kernels may stay in float).
         representative_images: calibration images (N, H, W, C), required for int8 / int16x8.
         batch_size, squared: see `export_form`.
@@ -120,11 +121,16 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
 
     if mode not in MODES:
         raise ExportError(f"unknown mode {mode!r}; choose one of {list(MODES)}.")
-    if mode in ("int8", "int16x8") and representative_images is None:
+    if mode in ("int8", "int8_pot", "int16x8") and representative_images is None:
         raise ExportError(
             f"mode {mode!r} needs representative data: pass calibration images from the "
             "training split (representative_images=..., or --dataset on the command line)."
         )
+    if mode == "int8_pot":  # int8, then every scale rounded up to a power of two
+        from tflite.pot import to_power_of_two
+
+        return to_power_of_two(convert(model, "int8", representative_images, batch_size,
+                                       squared, num_calibration))
     form = export_form(model, batch_size, squared)
     with tempfile.TemporaryDirectory() as tmp:
         # a static input signature: `model.export` relaxes the batch to None, and the
@@ -187,7 +193,7 @@ def main(argv=None):
         parser.error(f"--model {args.model} does not exist")
     model = keras.saving.load_model(args.model)
     rep = None
-    if args.mode in ("int8", "int16x8"):
+    if args.mode in ("int8", "int8_pot", "int16x8"):
         rep, _ = data.load_arrays(args.dataset, "train", data_dir=args.data_dir,
                                   max_examples=max(args.num_calibration * 10, 1000))
     size = export(model, args.out, args.mode, rep, batch_size=args.batch_size,

@@ -14,8 +14,9 @@ Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json whe
               -> prune/pruned/best.keras
     quantize  power-of-two progressive bit-width search (approach --approach) on the pruned
               student -> quantize/spec_<A|B|C>.json, report.md
-    export    fully integer (int8) TFLite of the pruned student + its op audit
-              -> export/model_int8.tflite, audit.json
+    export    fully integer int8 TFLite of the pruned student, and the same with every scale
+              a power of two (tflite.pot), each with its op audit
+              -> export/model_int8.tflite, model_int8_pot.tflite, audit_*.json
     evaluate  LiteRT accuracy and latency, TFLite Micro arena and TFLM-vs-LiteRT agreement
               -> evaluate/evaluation.json
     report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule)
@@ -25,8 +26,9 @@ checkpoint. --stages runs a subset (their inputs must exist from an earlier run)
 of train_capsnet / distill / prune / quantize is accepted; the preset sets the defaults below
 and explicit flags win.
 
-The int8 export uses TFLite's own (float) scales; the power-of-two spec is reported as the
-simulated fixed-point accuracy and memory, not yet exported (see issue 7 in the README).
+The quantize stage's mixed bit-width spec is a simulation (memory and accuracy of a
+fixed-point implementation); the exported int8_pot model is 8-bit everywhere with the
+converter's scales rounded up to powers of two.
 """
 
 from __future__ import annotations
@@ -176,30 +178,46 @@ def _best_quantized(summary):
 
 
 def stage_export(fl, out, data, pruned):
+    """int8 and int8_pot (power-of-two scales) flatbuffers of the pruned student, audited."""
     from keras_caps.io_utils import write_json
     from tflite import audit, export
+    from tflite.pot import to_power_of_two
 
     model = prune.load_capsnet(pruned["model"])
-    path = os.path.join(out, "model_int8.tflite")
-    size = export.export(model, path, "int8", data[0][0][:2000])  # raw images, as evaluate
-    result = audit.audit(path, int8=True)
-    write_json(os.path.join(out, "audit.json"),
-               {"ok": result.ok, "problems": result.problems, "text": result.text()})
-    return {"tflite": path, "bytes": size, "audit_ok": bool(result.ok)}
+    int8 = export.convert(model, "int8", data[0][0][:2000])  # raw images, as evaluate
+    result = {}
+    for mode, flatbuffer in (("int8", int8), ("int8_pot", to_power_of_two(int8))):
+        path = os.path.join(out, f"model_{mode}.tflite")
+        _write_bytes(path, flatbuffer)
+        report = audit.audit(flatbuffer, int8=True, pot=mode == "int8_pot")
+        write_json(os.path.join(out, f"audit_{mode}.json"),
+                   {"ok": report.ok, "problems": report.problems, "text": report.text()})
+        result[mode] = {"tflite": path, "bytes": len(flatbuffer), "audit_ok": bool(report.ok)}
+    return result
+
+
+def _write_bytes(path, payload):
+    from keras_caps.io_utils import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(payload)
 
 
 def stage_evaluate(fl, out, data, exported):
+    """LiteRT accuracy and latency, TFLM arena and agreement of both flatbuffers."""
     from keras_caps.io_utils import write_json
     from tflite import evaluate
 
     (_, _), (xte, yte) = data
     xte, yte = xte[_search_count(fl, xte):], yte[_search_count(fl, xte):]  # as the PoT row
-    n = fl.tflite_examples or len(xte)
-    with open(exported["tflite"], "rb") as f:
-        row = evaluate.evaluate(f.read(), xte[:n], yte[:n], fl.latency_repeats, name="int8")
-    row["examples"] = int(min(n, len(xte)))
-    write_json(os.path.join(out, "evaluation.json"), row)
-    return row
+    n = min(fl.tflite_examples or len(xte), len(xte))
+    result = {"examples": int(n)}
+    for mode in ("int8", "int8_pot"):
+        with open(exported[mode]["tflite"], "rb") as f:
+            result[mode] = evaluate.evaluate(f.read(), xte[:n], yte[:n], fl.latency_repeats,
+                                             name=mode)
+    write_json(os.path.join(out, "evaluation.json"), result)
+    return result
 
 
 def stage_report(fl, out, results):

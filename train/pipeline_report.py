@@ -44,13 +44,15 @@ def summary_rows(results):
             flops=p["flops"] if p else None, bytes=int(q["weight_bits_total"] // 8),
             seconds=q.get("stage_seconds")))
     e, x = results.get("evaluate"), results.get("export")
-    if e and x:
-        rows.append(dict(
-            stage="export+evaluate", model="pruned student, int8 TFLite (TFLM)",
-            accuracy=e["accuracy"], params=p["params"] if p else None,
-            flops=p["flops"] if p else None, bytes=x["bytes"], arena_bytes=e.get("arena_bytes"),
-            latency_ms=e.get("latency_ms_1t"),
-            seconds=(x.get("stage_seconds") or 0) + (e.get("stage_seconds") or 0)))
+    for mode, label in (("int8", "pruned student, int8 TFLite (TFLM)"),
+                        ("int8_pot", "pruned student, int8 TFLite, power-of-two scales")):
+        if e and x and mode in e:
+            rows.append(dict(
+                stage=f"export+evaluate {mode}", model=label, accuracy=e[mode]["accuracy"],
+                params=p["params"] if p else None, flops=p["flops"] if p else None,
+                bytes=x[mode]["bytes"], arena_bytes=e[mode].get("arena_bytes"),
+                latency_ms=e[mode].get("latency_ms_1t"),
+                seconds=(x.get("stage_seconds") or 0) + (e.get("stage_seconds") or 0)))
     return rows
 
 
@@ -90,19 +92,24 @@ def write_report(fl, out, results):
         table, "",
         "Accuracies: Keras rows on all the test images the pipeline used; the PoT and int8 "
         "rows on the test images the bit-width search did not use "
-        f"({ev.get('examples', '?')} for int8, with LiteRT), where the pruned float model "
+        f"({ev.get('examples', '?')} for the TFLite rows, with LiteRT), where the pruned float "
+        "model "
         f"scores {results.get('quantize', {}).get('float_test_accuracy', float('nan')):.4f}.",
         "",
     ]
-    if tflite:
-        lines += [f"int8 TFLite: `{tflite['tflite']}`, {tflite['bytes']:,} bytes, TFLite Micro "
-                  f"op audit {'passed' if tflite.get('audit_ok') else 'FAILED'}."]
-    if ev:
-        arena = ev.get("arena_bytes")
-        lines += [
-            f"TFLite Micro: arena {arena:,} bytes; TFLM = LiteRT argmax on "
-            f"{ev.get('tflm_argmax_agreement', float('nan')):.3f} of the checked images."
-            if arena else f"TFLite Micro did not run: {ev.get('tflm_error')}", ""]
+    for mode in ("int8", "int8_pot"):
+        if mode in tflite:
+            t = tflite[mode]
+            lines.append(f"{mode} TFLite: `{t['tflite']}`, {t['bytes']:,} bytes, TFLite Micro op "
+                         f"audit{' with power-of-two scales' if mode == 'int8_pot' else ''} "
+                         f"{'passed' if t.get('audit_ok') else 'FAILED'}.")
+        if mode in ev:
+            arena = ev[mode].get("arena_bytes")
+            lines.append(
+                f"{mode} in TFLite Micro: arena {arena:,} bytes; TFLM = LiteRT argmax on "
+                f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of the checked images."
+                if arena else f"{mode}: TFLite Micro did not run: {ev[mode].get('tflm_error')}")
+    lines.append("")
     lines += ["![accuracy vs size](accuracy_vs_size.png)", "",
               "![batch schedule](batch_schedule.png) ![lr schedule](lr_schedule.png)", "",
               "Per-stage details: teacher/, student/ (metrics.json, history.csv), prune/report.md, "
