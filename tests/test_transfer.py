@@ -308,3 +308,19 @@ def test_finetune_binary_new_head_staged_unfreezing_and_resume(tmp_path):
     with pytest.raises(ValueError, match="--pretrained must name an existing"):
         finetune.run(_finetune_flags(tmp_path, pretrained=str(tmp_path / "x.keras")),
                      datasets_override=pair)
+
+
+def test_frozen_source_gives_a_trainable_new_head_and_unfreezing_rejects_frozen_layers():
+    t = _known_teacher()
+    t.trainable = False  # as a Distiller leaves its teacher
+    new = replace_head(t, 4, decoder=None)
+    assert all(layer.trainable for layer in new.layers)
+    assert {"conv1", "primary_caps"} <= set(trainable_layer_names(new))
+    assert not t.get_layer("conv1").trainable  # the source is untouched
+    frozen = replace_head(t, 4, decoder=None)
+    frozen.get_layer("conv1").trainable = False
+    compile_capsnet(frozen, keras.optimizers.Adam(1e-3))
+    x, y = _data(8)
+    ds = data.make_dataset(x, y % 4, 8, num_classes=4).map(lambda a, b: (a, {"lengths": b}))
+    with pytest.raises(ValueError, match=r"layers \['conv1'\] .* no trainable weights"):
+        frozen.fit(ds, epochs=1, callbacks=[GradualUnfreezing("auto")], verbose=0)

@@ -364,7 +364,9 @@ def replace_head(model, num_classes, class_dim=None, routings=None, decoder="sam
 
     Every layer before "class_caps" (conv / BN / primary / intermediate capsules) is rebuilt
     from its config and gets the model's weights exactly; the class capsules (J = num_classes),
-    Length, and Mask + decoder are new. The input model is left untouched.
+    Length, and Mask + decoder are new. Every layer of the copy is trainable (freezing is
+    GradualUnfreezing's job), even when the source was frozen. The input model is left
+    untouched.
 
     Args:
         model: keras_caps model (capsnet / deep_capsnet).
@@ -394,6 +396,7 @@ def replace_head(model, num_classes, class_dim=None, routings=None, decoder="sam
     decoder_units = tuple(decoder_units or old_units or (512, 1024))
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
+    clone.trainable = True  # a frozen source (e.g. a Distiller's teacher) gives a trainable copy
     old = clone.get_layer("class_caps")
     caps = DenseCapsule(
         int(num_classes),
@@ -571,6 +574,14 @@ class GradualUnfreezing(keras.callbacks.Callback):
         # Layers and the variables they train, recorded once (before any freezing).
         self._managed = {layer.name: [v for v in layer.weights if v.trainable]
                          for layer in model.layers if layer.weights}
+        scheduled = {n for _, names in self.starts for n in names}
+        frozen = sorted(n for n in scheduled if n in self._managed and not self._managed[n])
+        if frozen:
+            raise ValueError(
+                f"GradualUnfreezing schedules layers {frozen} but they have no trainable "
+                "weights at the start of training (frozen already, e.g. a teacher that a "
+                "Distiller froze): set model.trainable = True (or reload the model) first."
+            )
         optimizer = model.optimizer
         if not optimizer.built:
             # Build over every variable now (fit would build it lazily over the unfrozen ones
