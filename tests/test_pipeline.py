@@ -62,3 +62,16 @@ def test_pipeline_stage_subset_needs_its_inputs(tmp_path):
         pipeline.run(_flags(tmp_path, stages=["quantize"]), datasets_override=(_data(), _data()))
     with pytest.raises(ValueError, match="unknown --stages"):
         pipeline.run(_flags(tmp_path, stages=["train"]))
+
+
+@pytest.mark.slow
+def test_pipeline_report_has_dead_capsule_heatmaps_for_a_deep_teacher(tmp_path):
+    fv = _flags(tmp_path, stages=["teacher", "report"], model="deep_capsnet", num_capsules=4,
+                capsule_dim=2, num_intermediate=1, backbone_filters=["4", "8", "8"])
+    results = pipeline.run(fv, datasets_override=(_data(32), _data(16, 1)))
+    run = tmp_path / "run"
+    assert (run / "report" / "heatmaps" / "teacher_all_layers.png").exists()
+    dead = results["report"]["dead_percentages"]
+    assert "all" in dead and all(0.0 <= v <= 100.0 for v in dead.values())
+    assert "Dead capsules of the teacher" in (run / "report" / "report.md").read_text()
+    assert [r["stage"] for r in results["report"]["rows"]] == ["teacher"]

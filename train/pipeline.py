@@ -19,7 +19,8 @@ Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json whe
               -> export/model_int8.tflite, model_int8_pot.tflite, audit_*.json
     evaluate  LiteRT accuracy and latency, TFLite Micro arena and TFLM-vs-LiteRT agreement
               -> evaluate/evaluation.json
-    report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule)
+    report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule, and
+              dead-capsule heatmaps of the teacher when it is a deep_capsnet)
 
 A re-run skips stages with a done.json and resumes an interrupted training stage from its
 checkpoint. --stages runs a subset (their inputs must exist from an earlier run). Every flag
@@ -220,10 +221,10 @@ def stage_evaluate(fl, out, data, exported):
     return result
 
 
-def stage_report(fl, out, results):
+def stage_report(fl, out, results, data=None):
     from train.pipeline_report import write_report
 
-    return write_report(fl, out, results)
+    return write_report(fl, out, results, data)
 
 
 def run(flags_obj, datasets_override=None):
@@ -240,7 +241,8 @@ def run(flags_obj, datasets_override=None):
     keras.utils.set_random_seed(flags_obj.seed)
     root = flags_obj.model_dir
     os.makedirs(root, exist_ok=True)
-    needs_data = any(s in flags_obj.stages for s in STAGES[:-1])
+    needs_data = any(s in flags_obj.stages for s in STAGES[:-1]) or (
+        "report" in flags_obj.stages and flags_obj.model == "deep_capsnet")  # heatmaps
     data = (datasets_override or prune.load_data(flags_obj)) if needs_data else None
     results = {}
     for stage in STAGES:
@@ -268,7 +270,7 @@ def run(flags_obj, datasets_override=None):
         elif stage == "evaluate":
             result = stage_evaluate(flags_obj, out, data, _need(results, root, "export"))
         else:
-            result = stage_report(flags_obj, out, results)
+            result = stage_report(flags_obj, out, results, data)
         result["stage_seconds"] = time.perf_counter() - t0
         write_json(_done_path(root, stage), result)
         results[stage] = result

@@ -56,7 +56,26 @@ def summary_rows(results):
     return rows
 
 
-def write_report(fl, out, results):
+def dead_capsule_section(model_path, images, out, num_batches=4):
+    """Heatmaps of a deep teacher's capsule activations and its dead percentages (lines)."""
+    from keras_caps.analysis.activations import (
+        capsule_activations,
+        dead_percentages,
+        write_heatmaps,
+    )
+    from train.prune import load_capsnet
+
+    acts = capsule_activations(load_capsnet(model_path), images, num_batches=num_batches)
+    write_heatmaps(acts, os.path.join(out, "heatmaps"), prefix="teacher_")
+    dead = dead_percentages(acts)
+    lines = ["Dead capsules of the teacher (|mean output| <= 0.01, "
+             f"{num_batches} test batches): "
+             + ", ".join(f"{name} {pct:.1f} %" for name, pct in dead.items())
+             + ". Heatmaps: heatmaps/teacher_*.png.", ""]
+    return lines, dead
+
+
+def write_report(fl, out, results, data=None):
     """Writes the report files into `out`; returns {"report", "summary_md", "rows", ...}."""
     from keras_caps import plots
     from train import train_capsnet
@@ -114,11 +133,14 @@ def write_report(fl, out, results):
               "![batch schedule](batch_schedule.png) ![lr schedule](lr_schedule.png)", "",
               "Per-stage details: teacher/, student/ (metrics.json, history.csv), prune/report.md, "
               "quantize/report.md, export/audit.json, evaluate/evaluation.json.", ""]
-    if fl.model == "deep_capsnet":
-        lines += ["Dead-capsule heatmaps: see python -m train.vanishing_study.", ""]
+    dead = None
+    if fl.model == "deep_capsnet" and data is not None and "teacher" in results:
+        section, dead = dead_capsule_section(results["teacher"]["model"], data[1][0], out)
+        lines += section
     report_path = os.path.join(out, "report.md")
     write_text(report_path, "\n".join(lines))
     summary_path = os.path.join(out, "summary.md")
     write_text(summary_path, table + "\n")
     write_json(os.path.join(out, "summary.json"), rows)
-    return {"report": report_path, "summary_md": summary_path, "rows": rows, "pngs": pngs}
+    return {"report": report_path, "summary_md": summary_path, "rows": rows, "pngs": pngs,
+            "dead_percentages": dead}
