@@ -32,12 +32,6 @@ from train import train_capsnet
 FLAGS = flags.FLAGS
 
 
-def _define_float(name, default, help_text):
-    """Defines a float flag unless another binary in this process already did."""
-    if name not in FLAGS:
-        flags.DEFINE_float(name, default, help_text)
-
-
 def define_flags():
     """Defines this binary's flags (idempotent): train_capsnet's plus the distillation ones."""
     train_capsnet.define_flags()
@@ -59,9 +53,9 @@ def define_flags():
                       "Student reconstruction decoder.")
     flags.DEFINE_bool("student_weight_sharing", False, "Student class capsules share transforms "
                       "over positions.")
-    _define_float("temperature", 3.0, "Distillation temperature T (paper: 3).")
-    _define_float("alpha", 1.0, "Weight of T^2 * KL(teacher || student).")
-    _define_float("beta", 1.0, "Weight of the task loss.")
+    train_capsnet.define_once(flags.DEFINE_float, "temperature", 3.0, "Distillation temperature T (paper: 3).")
+    train_capsnet.define_once(flags.DEFINE_float, "alpha", 1.0, "Weight of T^2 * KL(teacher || student).")
+    train_capsnet.define_once(flags.DEFINE_float, "beta", 1.0, "Weight of the task loss.")
     flags.DEFINE_enum("task_loss", "margin", ["margin", "crossentropy"], "Student task loss.")
     flags.DEFINE_float("capsule_weight", 0.0, "Weight of the teacher/student class-capsule MSE "
                        "(0: off).")

@@ -74,7 +74,8 @@ def define_flags():
     flags.DEFINE_list("batch_sizes", [], "Sweep: student batch sizes (default: --batch_size).")
     flags.DEFINE_list("lr_policies", [], "Sweep: student LR policies (default: --lr_policy).")
     flags.DEFINE_integer("latency_batch", 64, "Batch size of the latency measurement.")
-    flags.DEFINE_integer("latency_repeats", 20, "Timed predict_on_batch calls (median).")
+    train_capsnet.define_once(flags.DEFINE_integer, "latency_repeats", 20,
+                              "Timed calls per latency measurement (median).")
 
 
 def _flags_with(flags_obj, **overrides):

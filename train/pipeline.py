@@ -85,7 +85,8 @@ def define_flags():
                          "the rest of the test split reports.")
     flags.DEFINE_integer("tflite_examples", None, "Test images for the TFLite evaluation "
                          "(default all).")
-    flags.DEFINE_integer("latency_repeats", 50, "Latency measurements per model.")
+    train_capsnet.define_once(flags.DEFINE_integer, "latency_repeats", 50,
+                              "Latency measurements per model.")
 
 
 def _with(flags_obj, **overrides):

@@ -83,6 +83,13 @@ def define_flags():
                         "flags given explicitly win.")
 
 
+def define_once(define, name, default, help_text):
+    """`define(name, default, help_text)` (e.g. flags.DEFINE_integer) unless another binary
+    imported in this process (the pipeline imports several) already defined `name`."""
+    if name not in FLAGS:
+        define(name, default, help_text)
+
+
 def apply_preset(flags_obj, presets, default=None):
     """Sets the chosen preset's values on flags not given on the command line.
 
