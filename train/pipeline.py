@@ -67,7 +67,8 @@ PRESETS = {
         epochs=30, student_epochs=30, batch_policy="warmadabatch", batch_warmup_size=16,
         batch_warmup_epochs=3, batch_exponent=7, learning_rate=1e-3, lr_min=1e-5,
         pruning_ratio=0.25, ccm_epochs=5, retrain_epochs=10, ci_batches=0, approach="all",
-        tolerance=0.1, calibration_batches=32, search_examples=5000, tflite_examples=None,
+        tolerance=0.1, qat_epochs=1, calibration_batches=32, search_examples=5000,
+        tflite_examples=None,
         latency_repeats=100, **_STUDENT,
     ),
 }
