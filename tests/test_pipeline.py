@@ -20,7 +20,8 @@ def _flags(tmp_path, **overrides):
         student_conv_filters=8, student_primary_capsules=4, student_primary_dim=4,
         student_class_dim=4, ccm_epochs=1, retrain_epochs=1, ci_batches=1, ci_batch_size=8,
         calibration_batches=1, calibration_batch_size=16, tolerance=5.0, max_bits=10,
-        latency_repeats=2, tflite_examples=8, verbose=0, run_eagerly=True,
+        latency_repeats=2, tflite_examples=8, verbose=0, run_eagerly=True, qat_epochs=1,
+        qat_examples=32,
     )
     values.update(overrides)
     return types.SimpleNamespace(**values)
@@ -42,6 +43,7 @@ def test_pipeline_runs_every_stage_then_skips_finished_ones(tmp_path):
                  "report/lr_schedule.png"):
         assert (run / name).exists(), name
     assert results["export"]["int8"]["audit_ok"] and results["export"]["int8_pot"]["audit_ok"]
+    assert (run / "quantize" / "qat_C.keras").exists()  # QAT on the pipeline's own data
     assert results["prune"]["params"] < results["student"]["params"] < results["teacher"]["params"]
     rows = json.loads((run / "report" / "summary.json").read_text())
     assert [r["stage"] for r in rows] == ["teacher", "student", "prune", "quantize",

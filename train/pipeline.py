@@ -149,13 +149,14 @@ def stage_prune(fl, out, data, student):
 def stage_quantize(fl, out, data, pruned):
     from keras_caps import data as data_lib
 
-    (xtr, _), (xte, yte) = data
+    (xtr, ytr), (xte, yte) = data
     n = _search_count(fl, xte)
     calib = data_lib.normalize(xtr[: fl.calibration_batches * fl.calibration_batch_size])
     x = data_lib.normalize(xte)
+    qat_data = (data_lib.normalize(xtr[-fl.qat_examples:]), ytr[-fl.qat_examples:])
     summary = quantize.run(
         _with(fl, model_path=pruned["model"], output_dir=out, preset="none"),
-        datasets_override=(calib, (x[:n], yte[:n]), (x[n:], yte[n:])))
+        datasets_override=(calib, (x[:n], yte[:n]), (x[n:], yte[n:])), qat_override=qat_data)
     best = _best_quantized(summary)
     return {"spec": os.path.join(out, f"spec_{best}.json"), "approach": best,
             "float_test_accuracy": summary["float_test_accuracy"],
