@@ -35,6 +35,8 @@ def test_study_trains_teacher_and_each_method_and_reports(tmp_path):
                     "final_loss", "epochs"):
             assert row[key] is not None, (row["method"], key)
         assert 0.0 <= row["test_accuracy"] <= 1.0 and row["latency_ms"] > 0
+        assert 0.0 <= row["int8_accuracy"] <= 1.0 and row["int8_latency_ms"] > 0
+    assert students[0]["int8_bytes"] < teacher["int8_bytes"]
     # the same student architecture each way: identical size, smaller than the teacher
     assert len({(r["params"], r["flops"]) for r in students}) == 1
     assert students[0]["params"] < teacher["params"] and students[0]["flops"] < teacher["flops"]
@@ -43,6 +45,7 @@ def test_study_trains_teacher_and_each_method_and_reports(tmp_path):
     assert (study / "kd_tl_b16_fixed" / "transfer_report.json").exists()
     assert not (study / "baseline_b16_fixed" / "transfer_report.json").exists()
     assert "| kd_tl | 16 | fixed |" in (study / "study.md").read_text()
+    assert "int8 ms / image" in (study / "study.md").read_text()
     assert len(json.loads((study / "study.json").read_text())["rows"]) == 4
 
 

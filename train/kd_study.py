@@ -15,7 +15,8 @@ Per method (and per batch size / LR policy of the sweep): test accuracy, paramet
 FLOPs per image of the inference model (keras_caps.analysis.flops.total_flops(classifier)),
 training time, inference latency (median ms of `predict_on_batch` of the float Keras
 classifier on one --latency_batch batch, over --latency_repeats interleaved rounds after 3
-warm-up rounds, all models timed side by side after training),
+warm-up rounds, all models timed side by side after training), and with --int8_tflite (the
+default) each model's int8 TFLite accuracy, size and single-image LiteRT latency (1 thread),
 final training loss (for kd / kd_tl the distillation total, not comparable with margin-only
 rows), epochs. Writes <model_dir>/study.md and study.json; the teacher is in
 <model_dir>/teacher/ (or --teacher), each student run in <model_dir>/<method>_b<B>_<policy>/,
@@ -76,6 +77,8 @@ def define_flags():
     flags.DEFINE_integer("latency_batch", 64, "Batch size of the latency measurement.")
     train_capsnet.define_once(flags.DEFINE_integer, "latency_repeats", 20,
                               "Timed calls per latency measurement (median).")
+    flags.DEFINE_bool("int8_tflite", True, "Also export every model to int8 TFLite and report "
+                      "its LiteRT accuracy and single-image latency (1 thread).")
 
 
 def _flags_with(flags_obj, **overrides):
@@ -127,6 +130,23 @@ def latencies(model_paths, images, batch, repeats):
             if round_ >= 3:
                 times[key].append(time.perf_counter() - start)
     return {key: 1000 * statistics.median(t) for key, t in times.items()}
+
+
+def int8_measurements(model_paths, train_images, test_images, test_labels, repeats):
+    """{key: {"int8_accuracy", "int8_latency_ms", "int8_bytes"}}: each saved model exported
+    to int8 TFLite (calibrated on training images) and run with LiteRT, one image, 1 thread."""
+    import keras
+
+    from tflite import evaluate, export
+
+    out = {}
+    for key, path in model_paths.items():
+        flatbuffer = export.convert(keras.saving.load_model(path, compile=False), "int8",
+                                    train_images)
+        median, _ = evaluate.latency_ms(flatbuffer, test_images[0], 1, repeats)
+        out[key] = {"int8_accuracy": evaluate.accuracy(flatbuffer, test_images, test_labels),
+                    "int8_latency_ms": median, "int8_bytes": len(flatbuffer)}
+    return out
 
 
 def _train_plain(flags_obj, teacher_path, init, datasets):
@@ -221,11 +241,19 @@ def run(flags_obj, datasets_override=None):
     for i, row in enumerate(rows):
         row.update(latency_ms=timed[i], latency_batch=min(flags_obj.latency_batch,
                                                           len(test_images)))
+    if flags_obj.int8_tflite:
+        int8 = int8_measurements(dict(enumerate(paths)), datasets[0][0][:500], test_images,
+                                 datasets[1][1], flags_obj.latency_repeats)
+        for i, row in enumerate(rows):
+            row.update(int8[i])
     columns = [("method", "method", "s"), ("batch_size", "batch", "d"),
                ("lr_policy", "LR policy", "s"), ("test_accuracy", "test acc", ".4f"),
                ("params", "params", ",d"), ("flops", "FLOPs / image", ",d"),
                ("train_time_s", "train time (s)", ".1f"),
-               ("latency_ms", "latency (ms / batch)", ".2f"), ("final_loss", "final loss", ".4f"),
+               ("latency_ms", "latency (ms / batch)", ".2f"),
+               ("int8_accuracy", "int8 acc", ".4f"),
+               ("int8_latency_ms", "int8 ms / image (1 thread)", ".3f"),
+               ("int8_bytes", "int8 bytes", ",d"), ("final_loss", "final loss", ".4f"),
                ("epochs", "epochs", "d")]
     table = markdown_table(rows, columns)
     header = (f"KD / TL study, preset {flags_obj.preset}: {flags_obj.dataset}, "
@@ -234,7 +262,9 @@ def run(flags_obj, datasets_override=None):
               f"{flags_obj.student_primary_dim}D primary, {flags_obj.student_class_dim}D class "
               f"capsules, {flags_obj.epochs} epochs; T = {flags_obj.temperature}, alpha = "
               f"{flags_obj.alpha}, beta = {flags_obj.beta}. Latency: median predict_on_batch of "
-              f"the float Keras classifier, batch {flags_obj.latency_batch}. Final loss of kd / "
+              f"the float Keras classifier, batch {flags_obj.latency_batch}; int8: LiteRT, one "
+              "image, 1 thread (tflite.export int8, calibrated on 500 training images). Final "
+              "loss of kd / "
               "kd_tl is the distillation total (not comparable with margin-only rows).\n\n")
     wall = time.perf_counter() - start
     write_text(os.path.join(out, "study.md"), header + table + f"\n\nWall time {wall:.0f} s.\n")
