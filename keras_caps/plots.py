@@ -1,6 +1,6 @@
 """Plot helpers: learning-rate schedules, accuracy curves, batch-size policies (PNG files).
 
-Each function uses the non-interactive Agg backend, writes its PNG atomically (a temporary file in
+Each function draws with `pyplot()` (Agg unless pyplot is already in use), writes its PNG atomically (a temporary file in
 the target folder, then os.replace) and returns the path.
 """
 
@@ -13,16 +13,23 @@ from keras_caps.io_utils import atomic_path
 _MAX_POINTS = 200_000  # steps evaluated per LR curve (all of them up to this many)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot, on the non-interactive Agg backend unless pyplot is already in use
+    (a notebook's inline backend is left alone) or MPLBACKEND chooses one."""
+    import os
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(fig, path, plt):
+def save_png(fig, path, plt):
+    """Writes `fig` to `path` as PNG atomically and closes it; returns `path`."""
     try:
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
@@ -62,7 +69,7 @@ def plot_lr_schedules(schedules, total_steps, path, title="learning-rate policie
         steps = np.arange(total_steps, dtype=np.int64)
     else:
         steps = np.unique(np.linspace(0, total_steps - 1, _MAX_POINTS).astype(np.int64))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, schedule in schedules.items():
         ax.plot(steps, _lr_values(schedule, steps), label=str(name), linewidth=1.2)
@@ -72,7 +79,7 @@ def plot_lr_schedules(schedules, total_steps, path, title="learning-rate policie
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path, plt)
+    return save_png(fig, path, plt)
 
 
 def plot_accuracy_curves(curves, path, ylabel="test accuracy", xlabel="epoch", title=None):
@@ -86,7 +93,7 @@ def plot_accuracy_curves(curves, path, ylabel="test accuracy", xlabel="epoch", t
     """
     if not curves:
         raise ValueError("curves is empty: nothing to plot.")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, values in curves.items():
         values = np.asarray(list(values), dtype=np.float64)
@@ -97,7 +104,7 @@ def plot_accuracy_curves(curves, path, ylabel="test accuracy", xlabel="epoch", t
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path, plt)
+    return save_png(fig, path, plt)
 
 
 def plot_batch_schedule(policy, epochs, path, title=None):
@@ -114,7 +121,7 @@ def plot_batch_schedule(policy, epochs, path, title=None):
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
     sizes = [policy.batch_size(e) for e in range(epochs)]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     x = np.arange(epochs + 1)
     ax.step(x, sizes + sizes[-1:], where="post")
@@ -126,7 +133,7 @@ def plot_batch_schedule(policy, epochs, path, title=None):
     ax.set_ylabel("batch size")
     ax.set_title(title or type(policy).__name__)
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path, plt)
+    return save_png(fig, path, plt)
 
 
 def plot_accuracy_vs_size(points, path, title="accuracy vs model size"):
@@ -141,7 +148,7 @@ def plot_accuracy_vs_size(points, path, title="accuracy vs model size"):
     points = [(n, float(b), float(a)) for n, b, a in points if b and a is not None]
     if not points:
         raise ValueError("points is empty: nothing to plot.")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     xs, ys = [p[1] for p in points], [p[2] for p in points]
     ax.plot(xs, ys, color="0.7", zorder=1)
@@ -153,4 +160,4 @@ def plot_accuracy_vs_size(points, path, title="accuracy vs model size"):
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path, plt)
+    return save_png(fig, path, plt)

@@ -21,8 +21,9 @@ import os
 import keras
 import numpy as np
 
-from keras_caps.io_utils import atomic_path, write_text
+from keras_caps.io_utils import write_text
 from keras_caps.layers import ConvCapsule, PrimaryCapsule
+from keras_caps.plots import pyplot, save_png
 from keras_caps.training.callbacks import history_csv
 
 #: Activation at or below which a capsule is dead.
@@ -138,15 +139,6 @@ def dead_percentages(activations, threshold=DEAD_THRESHOLD):
     return out
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _draw(ax, activation, threshold, title, plt):
     h, w, c = activation.shape
     grid = np.asarray(activation).reshape(h * w, c).T  # (C, H * W): types x positions
@@ -164,18 +156,18 @@ def plot_activation_heatmap(activation, path, title="capsule activations",
     """One layer's activation grid (H, W, C) as a heatmap: rows = capsule types, columns =
     positions h * W + w; colour = activation in [0, 1], dead capsules black. Atomic PNG write.
     Returns `path`."""
-    plt = _pyplot()
+    plt = pyplot()
     activation = np.asarray(activation)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.12 * activation.shape[0] * activation.shape[1]),
                                     max(2.5, 0.25 * activation.shape[2])), layout="constrained")
     image = _draw(ax, activation, threshold, title, plt)
     fig.colorbar(image, ax=ax, extend="min", label="|mean capsule output|")
-    return _save(fig, path, plt)
+    return save_png(fig, path, plt)
 
 
 def plot_activation_heatmaps(activations, path, title=None, threshold=DEAD_THRESHOLD):
     """All layers of one model stacked in one figure (like the paper's figures 2, 4, 6)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(activations)
     if not names:
         raise ValueError("activations is empty: nothing to plot.")
@@ -187,16 +179,7 @@ def plot_activation_heatmaps(activations, path, title=None, threshold=DEAD_THRES
     fig.colorbar(image, ax=axes[:, 0].tolist(), extend="min", label="|mean capsule output|")
     if title:
         fig.suptitle(title)
-    return _save(fig, path, plt)
-
-
-def _save(fig, path, plt):
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path, plt)
 
 
 def write_heatmaps(activations, out_dir, prefix="", threshold=DEAD_THRESHOLD):
