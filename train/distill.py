@@ -129,14 +129,8 @@ def run(flags_obj, datasets_override=None):
         raise ValueError(f"--teacher {flags_obj.teacher!r} does not exist; train one with "
                          "`python -m train.train_capsnet` and pass its model.keras.")
     keras.utils.set_random_seed(flags_obj.seed)
-    train_data, test_data = datasets_override or train_capsnet.load_datasets(flags_obj)
+    train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override)
     num_classes = data.info(flags_obj.dataset).num_classes
-    for name, (_, labels) in (("training", train_data), ("test", test_data)):
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(
-                f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
-                f"[{labels.min()}, {labels.max()}]."
-            )
     importance = _importance(flags_obj)
     batch_policy = train_capsnet.batch_policy_from_flags(flags_obj)
     report_path = os.path.join(flags_obj.model_dir, "transfer_report.json")

@@ -78,7 +78,7 @@ def run(flags_obj, datasets_override=None):
         raise ValueError("the study needs the 'fixed' baseline policy in --policies.")
     if not flags_obj.model_dir:
         raise ValueError("--model_dir is required: the study folder.")
-    datasets = datasets_override or train_capsnet.load_datasets(flags_obj)
+    datasets = train_capsnet.load_datasets(flags_obj, datasets_override)
     num_examples = len(datasets[0][0])
     decay_steps = flags_obj.lr_decay_steps or _paper_decay_steps(num_examples, flags_obj.batch_size)
     results, lr_curves, batch_policies = {}, {}, {}

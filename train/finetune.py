@@ -123,12 +123,9 @@ def run(flags_obj, datasets_override=None):
                          f"stage; with --lr_policy={flags_obj.lr_policy} set "
                          "--unfreeze_lr_factor=1.")
     keras.utils.set_random_seed(flags_obj.seed)
-    train_data, test_data = datasets_override or train_capsnet.load_datasets(flags_obj)
     num_classes = flags_obj.num_classes or data.info(flags_obj.dataset).num_classes
-    for name, (_, labels) in (("training", train_data), ("test", test_data)):
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(f"{name} labels must lie in [0, {num_classes}), got "
-                             f"[{labels.min()}, {labels.max()}]; set --num_classes.")
+    train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override,
+                                                        num_classes, "; set --num_classes")
     batch_policy = train_capsnet.batch_policy_from_flags(flags_obj)
     pretrained = keras.saving.load_model(flags_obj.pretrained, compile=False)
     try:

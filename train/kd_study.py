@@ -207,7 +207,7 @@ def run(flags_obj, datasets_override=None):
     if bad:
         raise ValueError(f"--lr_policies {bad} unknown; choose from {list(LR_POLICIES)}.")
     start = time.perf_counter()
-    datasets = datasets_override or train_capsnet.load_datasets(flags_obj)
+    datasets = train_capsnet.load_datasets(flags_obj, datasets_override)
     out = flags_obj.model_dir
     test_images = datasets[1][0]
     rows, paths = [], []

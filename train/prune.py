@@ -240,17 +240,6 @@ def prune_and_retrain(flags_obj, datasets, model_path, scores, ratio, out_dir, c
     }
 
 
-def load_data(flags_obj, datasets_override=None):
-    """((x_train, y_train), (x_test, y_test)) from the override or the flags, checked."""
-    datasets = datasets_override or train_capsnet.load_datasets(flags_obj)
-    num_classes = dataset_num_classes(flags_obj)
-    for name, (_, labels) in zip(("training", "test"), datasets):
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(f"{name} labels must lie in [0, {num_classes}) for "
-                             f"{flags_obj.dataset}.")
-    return datasets
-
-
 def check_flags(flags_obj):
     if not flags_obj.model_dir:
         raise ValueError("--model_dir is required: the folder for every stage and the report.")
@@ -331,7 +320,7 @@ def run(flags_obj, datasets_override=None):
 
     check_flags(flags_obj)
     keras.utils.set_random_seed(flags_obj.seed)
-    datasets = load_data(flags_obj, datasets_override)
+    datasets = train_capsnet.load_datasets(flags_obj, datasets_override)
     out = flags_obj.model_dir
     prep = prepare(flags_obj, datasets)
     result = prune_and_retrain(flags_obj, datasets, prep["ccm_path"], prep["scores"],

@@ -147,15 +147,28 @@ def build_model_from_flags(flags_obj, input_shape, num_classes):
     )
 
 
-def load_datasets(flags_obj):
-    """((train images, labels), (test images, labels)) from the flags."""
+def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
+    """((train images, labels), (test images, labels)) from the flags (or the override),
+    with every label checked to lie in [0, num_classes) (default: the dataset's classes).
+
+    `hint` ends the error message (e.g. "; set --num_classes").
+    """
     from keras_caps import data
 
     def split(name, limit):
         return data.load_arrays(flags_obj.dataset, name, data_dir=flags_obj.data_dir,
                                 source=flags_obj.data_source, max_examples=limit)
 
-    return split("train", flags_obj.train_examples), split("test", flags_obj.test_examples)
+    datasets = datasets_override or (split("train", flags_obj.train_examples),
+                                     split("test", flags_obj.test_examples))
+    num_classes = num_classes or data.info(flags_obj.dataset).num_classes
+    for name, (_, labels) in zip(("training", "test"), datasets):
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
+                f"[{labels.min()}, {labels.max()}]{hint}."
+            )
+    return datasets
 
 
 def batch_policy_from_flags(flags_obj):
@@ -211,17 +224,11 @@ def run(flags_obj, datasets_override=None):
     if not flags_obj.model_dir:
         raise ValueError("--model_dir is required: the folder for checkpoints and results.")
     keras.utils.set_random_seed(flags_obj.seed)
-    train_data, test_data = datasets_override or load_datasets(flags_obj)
+    train_data, test_data = load_datasets(flags_obj, datasets_override)
     input_shape = tuple(train_data[0].shape[1:])
     if len(input_shape) == 2:
         input_shape += (1,)
     num_classes = data.info(flags_obj.dataset).num_classes
-    for name, (_, labels) in (("training", train_data), ("test", test_data)):
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(
-                f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
-                f"[{labels.min()}, {labels.max()}]."
-            )
 
     batch_policy = batch_policy_from_flags(flags_obj)
 

@@ -216,7 +216,7 @@ def run(flags_obj, datasets_override=None):
     base_flags = prune_lib.with_overrides(flags_obj, num_intermediate=0, base_model=None,
                                  pruning_ratio=max(ratios + recovery, default=0.0))
     prune_lib.check_flags(base_flags)
-    datasets = prune_lib.load_data(flags_obj, datasets_override)
+    datasets = train_capsnet.load_datasets(flags_obj, datasets_override)
 
     # (a) pruning ratios on the base model
     print("== (a) base model, CCM, CI scores ==", flush=True)
