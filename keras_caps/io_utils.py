@@ -36,6 +36,12 @@ def write_text(path, text):
         f.write(text)
 
 
+def write_bytes(path, payload):
+    """Writes `payload` (bytes) to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(payload)
+
+
 def write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")

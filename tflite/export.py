@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_caps import layers as caps_layers
-from keras_caps.io_utils import atomic_path
+from keras_caps.io_utils import write_bytes
 from keras_caps.models.heads import classifier
 
 MODES = ("float32", "dynamic_range", "int8", "int8_pot", "int16x8")
@@ -167,8 +167,7 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
 def export(model, path, mode="int8", representative_images=None, **kwargs):
     """`convert` and write the flatbuffer to `path` atomically. Returns the byte size."""
     flatbuffer = convert(model, mode, representative_images, **kwargs)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(flatbuffer)
+    write_bytes(path, flatbuffer)
     return len(flatbuffer)
 
 

@@ -183,7 +183,7 @@ def _best_quantized(summary):
 
 def stage_export(fl, out, data, pruned):
     """int8 and int8_pot (power-of-two scales) flatbuffers of the pruned student, audited."""
-    from keras_caps.io_utils import write_json
+    from keras_caps.io_utils import write_bytes, write_json
     from tflite import audit, export
     from tflite.pot import to_power_of_two
 
@@ -192,19 +192,12 @@ def stage_export(fl, out, data, pruned):
     result = {}
     for mode, flatbuffer in (("int8", int8), ("int8_pot", to_power_of_two(int8))):
         path = os.path.join(out, f"model_{mode}.tflite")
-        _write_bytes(path, flatbuffer)
+        write_bytes(path, flatbuffer)
         report = audit.audit(flatbuffer, int8=True, pot=mode == "int8_pot")
         write_json(os.path.join(out, f"audit_{mode}.json"),
                    {"ok": report.ok, "problems": report.problems, "text": report.text()})
         result[mode] = {"tflite": path, "bytes": len(flatbuffer), "audit_ok": bool(report.ok)}
     return result
-
-
-def _write_bytes(path, payload):
-    from keras_caps.io_utils import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(payload)
 
 
 def stage_evaluate(fl, out, data, exported):
@@ -246,7 +239,7 @@ def run(flags_obj, datasets_override=None):
     os.makedirs(root, exist_ok=True)
     needs_data = any(s in flags_obj.stages for s in STAGES[:-1]) or (
         "report" in flags_obj.stages and flags_obj.model == "deep_capsnet")  # heatmaps
-    data = (datasets_override or prune.load_data(flags_obj)) if needs_data else None
+    data = train_capsnet.load_datasets(flags_obj, datasets_override) if needs_data else None
     results = {}
     for stage in STAGES:
         out = os.path.join(root, stage)
