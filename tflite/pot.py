@@ -64,25 +64,20 @@ def _requantize(buffer, dtype, shape, old_scale, zero, new_scale, axis):
     buffer.data = np.frombuffer(q.tobytes(), np.uint8)
 
 
-def _own_buffer(model, tensor, claimed, schema):
-    """The tensor's constant data buffer, copied first when another tensor already
-    requantized the same (deduplicated) buffer with its own scale; None if not constant."""
+def _own_buffer(model, tensor, original, claimed, schema):
+    """The tensor's constant data buffer; None if not constant. When another tensor already
+    requantized the same (deduplicated) buffer with its own scale, the tensor first gets a
+    new buffer holding the `original` bytes ({buffer index: data as read})."""
     buf = model.buffers[tensor.buffer]
     if buf.data is None or not len(buf.data):
         return None
     if tensor.buffer in claimed:
-        copy = schema.BufferT()
-        copy.data = np.array(_original_data(buf), np.uint8)
-        model.buffers.append(copy)
+        buf = schema.BufferT()
+        buf.data = original[tensor.buffer].copy()
+        model.buffers.append(buf)
         tensor.buffer = len(model.buffers) - 1
-        buf = copy
     claimed.add(tensor.buffer)
     return buf
-
-
-def _original_data(buf):
-    """The buffer's bytes as read (kept aside before the first requantization)."""
-    return getattr(buf, "_original", buf.data)
 
 
 def to_power_of_two(flatbuffer, rounding="up"):
@@ -90,16 +85,16 @@ def to_power_of_two(flatbuffer, rounding="up"):
     schema, fbu = _schema()
     model = fbu.read_model_from_bytearray(bytearray(flatbuffer))
     ops = _op_names(model, schema)
-    for buf in model.buffers:  # constants shared by several tensors are requantized per tensor
-        if buf.data is not None:
-            buf._original = np.array(buf.data, np.uint8)
+    # constants shared by several tensors are requantized per tensor, from these bytes
+    original = {i: np.array(b.data, np.uint8) for i, b in enumerate(model.buffers)
+                if b.data is not None}
+    claimed = set()  # buffers are global to the model, not per subgraph
     int8, int32 = schema.TensorType.INT8, schema.TensorType.INT32
     for graph in model.subgraphs:
         biases = {}
         for op in graph.operators:
             if ops[op.opcodeIndex] in _BIAS_OPS and len(op.inputs) > 2 and op.inputs[2] >= 0:
                 biases[op.inputs[2]] = (op.inputs[0], op.inputs[1])
-        claimed = set()
         for i, t in enumerate(graph.tensors):  # activations and int8 constants
             q = t.quantization
             if q is None or q.scale is None or len(q.scale) == 0 or i in biases:
@@ -111,7 +106,7 @@ def to_power_of_two(flatbuffer, rounding="up"):
                 )
             old = np.asarray(q.scale, np.float64)
             new = pot_scale(old, rounding)
-            buf = _own_buffer(model, t, claimed, schema)
+            buf = _own_buffer(model, t, original, claimed, schema)
             if buf is not None:
                 _requantize(buf, np.int8, list(t.shape), old, q.zeroPoint, new,
                             q.quantizedDimension)
@@ -124,7 +119,7 @@ def to_power_of_two(flatbuffer, rounding="up"):
             new = (np.asarray(graph.tensors[inp].quantization.scale, np.float64)
                    * np.asarray(graph.tensors[filt].quantization.scale, np.float64))
             new = np.broadcast_to(new, np.shape(q.scale)).copy()
-            buf = _own_buffer(model, t, claimed, schema)
+            buf = _own_buffer(model, t, original, claimed, schema)
             if buf is not None:
                 _requantize(buf, np.int32, list(t.shape), np.asarray(q.scale, np.float64),
                             [0], new, 0)
