@@ -124,7 +124,7 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
 
     from keras_caps.io_utils import write_json, write_text
     from keras_caps.quantization import progressive, report, simulate
-    from keras_caps.quantization.spec import save_spec
+    from keras_caps.quantization.spec import FORMAT, VERSION, save_spec
     from train.train_capsnet import apply_preset
 
     apply_preset(flags_obj, PRESETS)
@@ -159,7 +159,7 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
     qat_data = control = None
     if flags_obj.qat_epochs > 0:
         qat_data = qat_override or _split(flags_obj, f"train[-{flags_obj.qat_examples}:]")
-        empty = {"format": "keras_caps.pot_spec", "version": 1, "layers": {}}
+        empty = {"format": FORMAT, "version": VERSION, "layers": {}}  # the float model
         control = _qat(flags_obj, model, empty, qat_data, (xt, yt), out, "float_control", say)
     for name in approaches:
         if name == "A":

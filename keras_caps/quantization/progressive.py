@@ -113,7 +113,7 @@ def _result(approach, ev, spec, acc, tolerance, start, evals0, trace):
         approach=approach, spec=spec, accuracy=acc, float_accuracy=ev.float_accuracy,
         tolerance=tolerance, meets_tolerance=ev.ok(acc, tolerance),
         evaluations=ev.evaluations - evals0, seconds=time.perf_counter() - start,
-        reductions={k: v for k, v in reduction_factors(ev.model, spec).items()},
+        reductions=reduction_factors(ev.model, spec),
         trace=trace,
     )
 

@@ -23,11 +23,11 @@ import numpy as np
 from keras_caps.losses import MarginLoss
 from keras_caps.quantization.pot import quantize
 from keras_caps.quantization.simulate import (
-    _frac_array,
-    _weight_key,
+    frac_array,
     inference_model,
     quantized_model,
     weight_axis,
+    weight_key,
 )
 from keras_caps.quantization.spec import validate
 
@@ -75,15 +75,15 @@ def qat_finetune(model, spec, images, labels, epochs=1, batch_size=64, learning_
             continue
         entry = spec["layers"].get(layer.name) or {}
         bits = entry.get("weight_bits")
-        target = {_weight_key(layer, w): w for w in inner.get_layer(layer.name).weights}
+        target = {weight_key(layer, w): w for w in inner.get_layer(layer.name).weights}
         for w in layer.trainable_weights:
-            key = _weight_key(layer, w)
+            key = weight_key(layer, w)
             float_vars.append(w)
             quant_vars.append(target[key])
             if bits is None:
                 fns.append(None)
             else:
-                f = _frac_array(entry["weight_frac_bits"][key], np.zeros(w.shape), weight_axis(layer, w))
+                f = frac_array(entry["weight_frac_bits"][key], w.shape, weight_axis(layer, w))
                 fns.append((bits, f))
     optimizer = keras.optimizers.Adam(learning_rate)
     optimizer.build(float_vars)

@@ -61,8 +61,9 @@ def weight_axis(layer, weight):
     return -1
 
 
-def _weight_key(layer, weight):
-    """A weight's name inside its layer ("kernel", "bias", "conv/kernel")."""
+def weight_key(layer, weight):
+    """A weight's name inside its layer ("kernel", "bias", "conv/kernel"): the key of its
+    exponents in a spec's weight_frac_bits."""
     path = getattr(weight, "path", weight.name)
     prefix = layer.name + "/"
     return path[len(prefix):] if path.startswith(prefix) else weight.name
@@ -184,13 +185,13 @@ class WeightQuantizer:
         """The layer's quantized weights in `get_weights()` order."""
         layer = self.model.get_layer(layer_name)
         q = self._quantized(layer_name, bits, spec, frac_override)
-        return [q[_weight_key(layer, w)][0] for w in layer.weights]
+        return [q[weight_key(layer, w)][0] for w in layer.weights]
 
     def _quantized(self, layer_name, bits, spec, frac_override=None):
         layer = self.model.get_layer(layer_name)
         out = {}
         for w in layer.weights:
-            key = _weight_key(layer, w)
+            key = weight_key(layer, w)
             given = (frac_override or {}).get(key)
             cache_key = (layer_name, key, bits, spec["rounding"], spec["clipping"],
                          spec["weight_granularity"], spec["block_size"], spec["percentile"],
@@ -203,7 +204,7 @@ class WeightQuantizer:
                     f = frac_bits_for(value, bits, spec["clipping"], gran, axis,
                                       spec["block_size"], spec["percentile"], spec["rounding"])
                 else:
-                    f = _frac_array(given, value, axis)
+                    f = frac_array(given, value.shape, axis)
                 q = np.asarray(quantize(value, bits, f, spec["rounding"], seed=0))
                 self._cache[cache_key] = (q, _frac_json(f))
             out[key] = self._cache[cache_key]
@@ -215,19 +216,22 @@ def _frac_json(f):
     return int(f) if f.ndim == 0 else [int(v) for v in f.reshape(-1)]
 
 
-def _frac_array(given, value, axis):
+def frac_array(given, shape, axis):
+    """Spec exponents of a weight of `shape` (an int, or one per index along `axis`) as an
+    array that broadcasts against the weight."""
     if isinstance(given, int):
         return np.int32(given)
     arr = np.asarray(given, np.int32)
-    axis = axis % value.ndim
-    if arr.size != value.shape[axis]:
+    shape = tuple(int(d) for d in shape)
+    axis = axis % len(shape)
+    if arr.size != shape[axis]:
         raise ValueError(
-            f"{arr.size} per-channel exponents given for a weight of shape {value.shape} "
-            f"(axis {axis} has {value.shape[axis]}); recalibrate the spec for this model."
+            f"{arr.size} per-channel exponents given for a weight of shape {shape} "
+            f"(axis {axis} has {shape[axis]}); recalibrate the spec for this model."
         )
-    shape = [1] * value.ndim
-    shape[axis] = value.shape[axis]
-    return arr.reshape(shape)
+    out = [1] * len(shape)
+    out[axis] = shape[axis]
+    return arr.reshape(out)
 
 
 class RoutingQuantizer:
@@ -372,9 +376,11 @@ __all__ = [
     "WeightQuantizer",
     "accuracy",
     "complete_spec",
+    "frac_array",
     "inference_model",
     "layer_capabilities",
     "predict_classes",
     "quantized_model",
     "weight_axis",
+    "weight_key",
 ]
