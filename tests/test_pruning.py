@@ -282,6 +282,22 @@ def test_pruned_parameter_counts_match_hand_counts():
         assert other.get_layer("intermediate_caps_1").kernel.shape == (9 * c, c_out, d, d)
 
 
+def test_fresh_modes_leave_the_new_capsule_layers_untouched():
+    model = _deep(1)
+    kept = {"primary_caps": [2, 3, 6, 7]}  # types 1 and 3 of C = 4, D = 2
+    sliced = prune_model(model, kept, class_caps="transfer", intermediate_caps="prune")
+    fresh = prune_model(model, kept, class_caps="fresh", intermediate_caps="fresh")
+    rows = (np.arange(9)[:, None] * 4 + np.array([1, 3])).reshape(-1)  # offset p, type t
+    want = model.get_layer("intermediate_caps_1").kernel.numpy()[rows][:, [1, 3]]
+    np.testing.assert_array_equal(sliced.get_layer("intermediate_caps_1").kernel.numpy(), want)
+    for name in ("intermediate_caps_1", "class_caps"):
+        assert fresh.get_layer(name).kernel.shape == sliced.get_layer(name).kernel.shape
+        assert not np.allclose(fresh.get_layer(name).kernel.numpy(),
+                               sliced.get_layer(name).kernel.numpy())
+    np.testing.assert_array_equal(fresh.get_layer("primary_caps").conv.kernel.numpy(),
+                                  sliced.get_layer("primary_caps").conv.kernel.numpy())
+
+
 def test_surgery_rejects_partial_capsule_types_and_unknown_layers():
     model = _deep()
     with pytest.raises(ValueError, match="whole capsule types"):

@@ -101,6 +101,28 @@ def test_equal_architectures_copy_everything():
         np.testing.assert_array_equal(a, b)
 
 
+def test_fresh_layers_keep_their_initialisation_and_later_layers_still_transfer():
+    t = _known_teacher()
+    s = capsnet(conv_filters=3, primary_capsules=2, primary_dim=2, class_dim=3, decoder="full",
+                decoder_units=(4, 16), **SMALL)
+    fresh_kernel = s.get_layer("class_caps").get_weights()[0].copy()
+    reference = capsnet(conv_filters=3, primary_capsules=2, primary_dim=2, class_dim=3,
+                        decoder="full", decoder_units=(4, 16), **SMALL)
+    init_student_from_teacher(t, reference)
+    report = init_student_from_teacher(t, s, fresh=["class_caps"])
+    assert report["fresh"] == ["class_caps"]
+    assert report["sliced"] == ["conv1", "primary_caps", "decoder"]
+    np.testing.assert_array_equal(s.get_layer("class_caps").get_weights()[0], fresh_kernel)
+    # the decoder reads the class-capsule components the transfer would have kept
+    for name in ("conv1", "primary_caps", "decoder"):
+        for a, b in zip(s.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert report["params_transferred"] == (report["student_params"]
+                                           - s.get_layer("class_caps").count_params())
+    with pytest.raises(ValueError, match="student lacks"):
+        init_student_from_teacher(t, s, fresh=["class_capz"])
+
+
 def test_student_matches_teacher_when_dropped_parts_are_zero():
     """Zero the teacher's unimportant channels / types / dims: the sliced student computes the
     same capsule lengths (dropped capsules vote 0, dropped dims add 0 to the norms)."""

@@ -1,7 +1,9 @@
 """Rebuilds a smaller capsnet / deep_capsnet that keeps only the selected channels.
 
 `prune_model(model, kept)` rewrites the functional config (Conv2D filters, PrimaryCapsule and
-ConvCapsule type counts), rebuilds the model, and copies the kept slices of every weight:
+ConvCapsule type counts), rebuilds the model, and copies the kept slices of every weight with
+`keras_caps.training.transfer.init_student_from_teacher` (the one implementation of
+kept-channel copying; the kept channels are given to it as 0/1 importance scores):
 
     conv{i}          kernel (3, 3, F_in, F_out)[:, :, kept_in, kept_out], bias[kept_out]
     bn{i}            gamma, beta, moving mean and variance [kept]
@@ -38,6 +40,7 @@ import numpy as np
 
 from keras_caps.layers import ConvCapsule, DenseCapsule, PrimaryCapsule
 from keras_caps.models.heads import feature_layer_names
+from keras_caps.training.transfer import init_student_from_teacher
 
 CLASS_CAPS_MODES = ("fresh", "transfer")
 INTERMEDIATE_MODES = ("prune", "keep", "fresh")
@@ -94,11 +97,6 @@ def _normalise_kept(model, kept):
                 )
         out[conv] = arr
     return out
-
-
-def _rows_for_types(types, num_types, groups):
-    """Rows g * num_types + t for every group g (kernel offset or position), kept type t."""
-    return (np.arange(groups)[:, None] * num_types + np.asarray(types)[None, :]).reshape(-1)
 
 
 def _pruned_config(model, kept, intermediate_caps, name):
@@ -165,58 +163,42 @@ def prune_model(model, kept, class_caps="fresh", intermediate_caps="prune", name
     kept = _normalise_kept(model, kept)
     config = _pruned_config(model, kept, intermediate_caps, name or f"{model.name}_pruned")
     pruned = keras.Model.from_config(config)
-
-    channels = None  # kept channels of the feature map flowing into the next layer
-    types = None  # kept capsule types flowing into the next capsule layer
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        new = pruned.get_layer(layer.name)
-        weights = layer.get_weights()
-        if isinstance(layer, PrimaryCapsule):
-            kernel, bias = weights
-            out = kept.get(layer.name, np.arange(kernel.shape[-1]))
-            kernel = kernel if channels is None else kernel[:, :, channels, :]
-            new.set_weights([kernel[..., out], bias[out]])
-            types = np.unique(out // layer.capsule_dim)
-            channels = None
-        elif isinstance(layer, keras.layers.Conv2D):
-            out = kept.get(layer.name, np.arange(layer.filters))
-            kernel = weights[0] if channels is None else weights[0][:, :, channels, :]
-            new.set_weights([kernel[..., out]] + [w[out] for w in weights[1:]])
-            channels = out if layer.name in kept else None
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            new.set_weights([w if channels is None else w[channels] for w in weights])
-        elif isinstance(layer, ConvCapsule):
-            (kernel,) = weights  # (k * k * C_in, C_out, Din, Dout)
-            all_out = np.arange(layer.num_capsules)
-            out_types = all_out if intermediate_caps == "keep" or types is None else types
-            if intermediate_caps != "fresh":
-                rows = np.arange(kernel.shape[0]) if types is None else _rows_for_types(
-                    types, layer.input_types, layer.kernel_size**2)
-                new.set_weights([kernel[rows][:, out_types]])
-            types = None if np.array_equal(out_types, all_out) else out_types
-        elif isinstance(layer, DenseCapsule):
-            if class_caps == "transfer":
-                (kernel,) = weights
-                if types is None:
-                    rows = np.arange(kernel.shape[0])
-                elif layer.weight_sharing:
-                    rows = types
-                else:
-                    grid = layer.input.shape  # (B, H, W, C, Din): n = (h * W + w) * C + c
-                    if len(grid) != 5:
-                        raise ValueError(
-                            f"cannot transfer {layer.name!r}: its input {tuple(grid)} is not a "
-                            "capsule grid, so the rows of the kept types are unknown."
-                        )
-                    num_types = int(grid[3])
-                    rows = _rows_for_types(types, num_types, layer.num_inputs // num_types)
-                new.set_weights([kernel[rows]])
-            types = None
-        elif weights:
-            new.set_weights(weights)
+    importance, fresh = _kept_as_importance(model, kept, intermediate_caps, class_caps)
+    report = init_student_from_teacher(model, pruned, importance=importance, fresh=fresh)
+    if report["skipped"]:  # a layer kind or wiring these rules do not cover
+        raise ValueError(f"cannot prune {model.name!r}: these layers could not be sliced: "
+                         f"{report['skipped']}.")
     return pruned
+
+
+def _kept_as_importance(model, kept, intermediate_caps, class_caps):
+    """The kept channels as `init_student_from_teacher` importance scores, and fresh layers.
+
+    A kept channel scores 1 and a pruned one 0, so the transfer's "most important" outputs
+    are exactly the kept ones (in their original order). With intermediate_caps "prune" or
+    "fresh" every IntermediateCaps keeps PrimaryCaps' kept types as its outputs.
+    """
+    def indicator(size, idx):
+        scores = np.zeros(size)
+        scores[idx] = 1.0
+        return scores
+
+    importance, fresh, primary_types = {}, [], None
+    for layer in model.layers:
+        if layer.name in kept:
+            channels = (layer.num_capsules * layer.capsule_dim
+                        if isinstance(layer, PrimaryCapsule) else layer.filters)
+            importance[layer.name] = indicator(channels, kept[layer.name])
+            if isinstance(layer, PrimaryCapsule):
+                primary_types = np.unique(kept[layer.name] // layer.capsule_dim)
+        elif isinstance(layer, ConvCapsule):
+            if intermediate_caps != "keep" and primary_types is not None:
+                importance[layer.name] = indicator(layer.num_capsules, primary_types)
+            if intermediate_caps == "fresh":
+                fresh.append(layer.name)
+        elif isinstance(layer, DenseCapsule) and class_caps == "fresh":
+            fresh.append(layer.name)
+    return importance, fresh
 
 
 def zero_channels(model, kept):

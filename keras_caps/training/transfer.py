@@ -111,6 +111,10 @@ def _conv_like(s_layer, t_layer, s_kernel, t_kernel, in_map, importance, name):
     return kernel, keep
 
 
+# Every handler returns (output index map, report info, assignments): the assignments are
+# [(layer, weights)] that the caller sets unless the layer is to stay freshly initialised.
+
+
 def _transfer_conv(s_layer, t_layer, in_map, importance):
     s_w, t_w = s_layer.get_weights(), t_layer.get_weights()
     kernel, keep = _conv_like(s_layer, t_layer, s_w[0], t_w[0], in_map, importance, t_layer.name)
@@ -119,15 +123,14 @@ def _transfer_conv(s_layer, t_layer, in_map, importance):
         if len(t_w) < 2:
             raise _Skip("student has a bias but the teacher has none")
         new.append(t_w[1][keep])
-    s_layer.set_weights(new)
-    return keep, {"kept_channels": keep.tolist()}
+    return keep, {"kept_channels": keep.tolist()}, [(s_layer, new)]
 
 
 def _transfer_bn(s_layer, t_layer, in_map, importance):
     if not isinstance(in_map, np.ndarray) or len(in_map) != s_layer.get_weights()[0].shape[0]:
         raise _Skip("its input channels do not map onto the teacher's")
-    s_layer.set_weights([w[in_map] for w in t_layer.get_weights()])
-    return in_map, {"kept_channels": in_map.tolist()}
+    weights = [w[in_map] for w in t_layer.get_weights()]
+    return in_map, {"kept_channels": in_map.tolist()}, [(s_layer, weights)]
 
 
 def _transfer_primary(s_layer, t_layer, in_map, importance):
@@ -150,9 +153,8 @@ def _transfer_primary(s_layer, t_layer, in_map, importance):
     comps = np.stack([_top(channel_scores[t * dt:(t + 1) * dt], ds) for t in types])  # (T_s, D_s)
     channels = (types[:, None] * dt + comps).reshape(-1)  # student channel i * D_s + d
     kernel = t_w[0][:, :, in_map][..., channels]
-    s_layer.conv.set_weights([kernel, t_w[1][channels]])
     info = {"kept_types": types.tolist(), "kept_components": comps.tolist()}
-    return (_Caps(types, comps), channels), info
+    return (_Caps(types, comps), channels), info, [(s_layer.conv, [kernel, t_w[1][channels]])]
 
 
 def _select_rows(kernel, types, comps):
@@ -193,8 +195,8 @@ def _transfer_dense_caps(s_layer, t_layer, in_map, importance):
         kernel = kernel.reshape(sk.shape)
     else:
         kernel = tk[..., out]
-    s_layer.set_weights([kernel])
-    return _ClassCaps(out, dout_t), {"kept_output_components": out.tolist()}
+    info = {"kept_output_components": out.tolist()}
+    return _ClassCaps(out, dout_t), info, [(s_layer, [kernel])]
 
 
 def _transfer_conv_caps(s_layer, t_layer, in_map, importance):
@@ -221,9 +223,8 @@ def _transfer_conv_caps(s_layer, t_layer, in_map, importance):
     rows = _select_rows(grid, in_map.types, in_map.comps)
     # rows: (kk, C_in_s, C_out_t, Din_s, Dout_t) -> output types and per-type components
     kernel = np.stack([rows[:, :, t][..., c] for t, c in zip(types, comps)], axis=2)
-    s_layer.set_weights([kernel.reshape(s_layer.get_weights()[0].shape)])
     info = {"kept_types": types.tolist(), "kept_components": comps.tolist()}
-    return _Caps(types, comps), info
+    return _Caps(types, comps), info, [(s_layer, [kernel.reshape(s_layer.kernel.shape)])]
 
 
 def _transfer_decoder(s_layer, t_layer, in_map, importance):
@@ -236,12 +237,13 @@ def _transfer_decoder(s_layer, t_layer, in_map, importance):
     if wider:
         raise _Skip(f"student decoder widths {s_layer.hidden_units} exceed the teacher's "
                     f"{t_layer.hidden_units}")
-    current, kept = in_map, []
+    current, kept, assignments = in_map, [], []
     for s_dense, t_dense in zip(s_layer.hidden + [s_layer.pixels],
                                 t_layer.hidden + [t_layer.pixels]):
-        current, _ = _transfer_conv(s_dense, t_dense, current, {})
+        current, _, assigned = _transfer_conv(s_dense, t_dense, current, {})
         kept.append(current.tolist())
-    return None, {"kept_units": kept[:-1]}
+        assignments += assigned
+    return None, {"kept_units": kept[:-1]}, assignments
 
 
 def _mask_map(s_layer, t_layer, in_map):
@@ -264,7 +266,7 @@ _HANDLERS = (
 )
 
 
-def init_student_from_teacher(teacher, student, importance="l1"):
+def init_student_from_teacher(teacher, student, importance="l1", fresh=()):
     """Copies the teacher's most important weights into the student, in place.
 
     Layers are matched by name. Equal shapes: copied as they are. A narrower student layer
@@ -277,14 +279,21 @@ def init_student_from_teacher(teacher, student, importance="l1"):
     size, a wider student, a different grid or class count, an unmapped input) keeps its fresh
     initialisation and is reported.
 
+    This is also the weight copy of channel pruning (`keras_caps.pruning.prune_model`): there
+    the student is the pruned architecture and `importance` marks the kept channels with 1.
+
     Args:
         teacher: a trained keras_caps model (capsnet / deep_capsnet).
         student: a keras_caps model of the same family (fewer channels / types / dims).
         importance: "l1" or {teacher layer name: scores} (see the module doc).
+        fresh: names of student layers that keep their fresh initialisation although they
+            could be mapped (e.g. a new ClassCaps to be re-routed). Their kept indices are
+            still worked out, so the layers after them transfer as if they had been copied.
     Returns:
-        report dict: "layers" {name: {"action": "copied" | "sliced" | "skipped", "reason",
-        kept indices}}, "copied" / "sliced" (names), "skipped" {name: reason},
-        "params_transferred" (student parameters set from the teacher), "student_params".
+        report dict: "layers" {name: {"action": "copied" | "sliced" | "fresh" | "skipped",
+        "reason", kept indices}}, "copied" / "sliced" / "fresh" (names), "skipped"
+        {name: reason}, "params_transferred" (student parameters set from the teacher),
+        "student_params".
     """
     if importance != "l1" and not isinstance(importance, dict):
         raise ValueError(f"importance must be 'l1' or a dict {{layer name: scores}}, got "
@@ -294,13 +303,18 @@ def init_student_from_teacher(teacher, student, importance="l1"):
         if missing:
             raise ValueError(f"importance names layers {missing} that the teacher lacks; "
                              f"teacher layers: {[layer.name for layer in teacher.layers]}.")
+    fresh = set(fresh)
+    unknown = sorted(fresh - {layer.name for layer in student.layers})
+    if unknown:
+        raise ValueError(f"fresh names layers {unknown} that the student lacks; student "
+                         f"layers: {[layer.name for layer in student.layers]}.")
     maps = {}
     t_inputs = {t.name: t for t in keras.tree.flatten(teacher.input)}
     for s_in in keras.tree.flatten(student.input):
         t_in = t_inputs.get(s_in.name)
         if t_in is not None and tuple(t_in.shape) == tuple(s_in.shape):
             maps[id(s_in)] = np.arange(int(s_in.shape[-1]))
-    layers, report = {}, {"copied": [], "sliced": [], "skipped": {}}
+    layers, report = {}, {"copied": [], "sliced": [], "fresh": [], "skipped": {}}
     transferred = 0
     for s_layer in student.layers:
         if isinstance(s_layer, keras.layers.InputLayer):
@@ -334,17 +348,22 @@ def init_student_from_teacher(teacher, student, importance="l1"):
             if handler is None:
                 raise _Skip(f"no transfer rule for {type(s_layer).__name__} layers")
             same = [w.shape for w in s_layer.weights] == [w.shape for w in t_layer.weights]
-            out, info = handler(s_layer, t_layer, in_map, importance)
+            out, info, assignments = handler(s_layer, t_layer, in_map, importance)
         except _Skip as why:
             layers[s_layer.name] = {"action": "skipped", "reason": str(why)}
             report["skipped"][s_layer.name] = str(why)
             for o in outputs:
                 maps[id(o)] = None
             continue
-        action = "copied" if same else "sliced"
+        if s_layer.name in fresh:
+            action = "fresh"
+        else:
+            action = "copied" if same else "sliced"
+            for target, weights in assignments:
+                target.set_weights(weights)
+            transferred += int(s_layer.count_params())
         layers[s_layer.name] = {"action": action, "reason": None, **info}
         report[action].append(s_layer.name)
-        transferred += int(s_layer.count_params())
         if isinstance(out, tuple):
             for o, m in zip(outputs, out):
                 maps[id(o)] = m
