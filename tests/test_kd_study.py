@@ -46,7 +46,31 @@ def test_study_trains_teacher_and_each_method_and_reports(tmp_path):
     assert not (study / "baseline_b16_fixed" / "transfer_report.json").exists()
     assert "| kd_tl | 16 | fixed |" in (study / "study.md").read_text()
     assert "int8 ms / image" in (study / "study.md").read_text()
-    assert len(json.loads((study / "study.json").read_text())["rows"]) == 4
+    saved = json.loads((study / "study.json").read_text())
+    assert len(saved["rows"]) == 4
+    (check,) = saved["target"]  # the target, worked out from the rows
+    assert check["params_ratio"] == pytest.approx(students[0]["params"] / teacher["params"])
+    assert check["gap"] == pytest.approx(teacher["test_accuracy"] - rows[3]["test_accuracy"])
+    assert check["over_baseline"] == pytest.approx(rows[3]["test_accuracy"]
+                                                   - rows[1]["test_accuracy"])
+    assert check["met"] == (check["params_ratio"] <= 0.1 and check["flops_ratio"] <= 0.1
+                            and check["gap"] <= 0.01 and check["over_baseline"] > 0)
+    assert "teacher - KD+TL" in (study / "study.md").read_text()
+
+
+def test_target_check_reads_the_teacher_and_matching_baseline():
+    rows = [{"method": "teacher (given)", "test_accuracy": 0.85, "params": 1000, "flops": 10000},
+            {"method": "baseline", "batch_size": 64, "lr_policy": "fixed", "test_accuracy": 0.80,
+             "params": 90, "flops": 900},
+            {"method": "kd_tl", "batch_size": 64, "lr_policy": "fixed", "test_accuracy": 0.845,
+             "params": 90, "flops": 900},
+            {"method": "kd_tl", "batch_size": 32, "lr_policy": "fixed", "test_accuracy": 0.83,
+             "params": 90, "flops": 900}]
+    met, missed = kd_study.target_check(rows)
+    assert met["met"] and met["gap"] == pytest.approx(0.005)
+    assert met["over_baseline"] == pytest.approx(0.045)
+    assert not missed["met"] and missed["over_baseline"] is None  # no batch-32 baseline
+    assert kd_study.target_check(rows[1:]) == []
 
 
 def test_study_sweeps_batch_sizes_and_lr_policies_with_a_given_teacher(tmp_path):
@@ -57,8 +81,11 @@ def test_study_sweeps_batch_sizes_and_lr_policies_with_a_given_teacher(tmp_path)
     fv = _study_flags(tmp_path, teacher=teacher_path, kd_methods=["kd"], batch_sizes=["8", "16"],
                       lr_policies=["exponential"], lr_decay_steps=10)
     rows = kd_study.run(fv, datasets_override=(_data(16), _data(8, 1)))["rows"]
-    assert [(r["method"], r["batch_size"], r["lr_policy"]) for r in rows] == [
-        ("kd", 8, "exponential"), ("kd", 16, "exponential")]
+    assert [(r["method"], r.get("batch_size"), r.get("lr_policy")) for r in rows] == [
+        ("teacher (given)", None, None), ("kd", 8, "exponential"), ("kd", 16, "exponential")]
+    teacher = rows[0]  # evaluated on the study's test split, not trained here
+    assert 0.0 <= teacher["test_accuracy"] <= 1.0 and teacher["params"] > rows[1]["params"]
+    assert teacher.get("train_time_s") is None and teacher["latency_ms"] > 0
     assert (tmp_path / "study" / "kd_b8_exponential" / "model.keras").exists()
 
 

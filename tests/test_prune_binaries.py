@@ -79,3 +79,11 @@ def test_vanishing_study_runs_end_to_end(tmp_path):
         assert (run / "heatmaps" / name).read_bytes()[:4] == b"\x89PNG", name
     assert (run / "dead_capsules.png").exists()
     assert "(b) IntermediateCaps and pruning" in (run / "study.md").read_text()
+    # the graft's fresh capsule layers were scaled to the target length before training
+    graft = depth[1]
+    assert depth[0]["graft_lengths"] is None and depth[0]["dead_at_init"] is None
+    assert set(graft["graft_lengths"]) == {"intermediate_caps_1", "class_caps"}
+    for report in graft["graft_lengths"].values():
+        assert abs(report["length_after"] - 0.5) <= 0.011
+    assert 0.0 <= graft["dead_at_init"] <= 100.0
+    assert "mean capsule length 0.5" in (run / "study.md").read_text()

@@ -180,6 +180,49 @@ def _train_plain(flags_obj, teacher_path, init, datasets):
                        verbose=flags_obj.verbose)
 
 
+def given_teacher_row(teacher_path, test_data):
+    """The row of a --teacher model: its accuracy on the study's test split, sizes; no
+    training columns (it was trained elsewhere)."""
+    import keras
+
+    from keras_caps.models import classifier
+    from keras_caps.quantization.simulate import accuracy
+
+    images, labels = test_data
+    clf = classifier(keras.saving.load_model(teacher_path, compile=False))
+    row = {"method": "teacher (given)", "test_accuracy": accuracy(
+        clf, _batch_of(images, len(images)), labels)}
+    row.update(measure(teacher_path))
+    return row
+
+
+def target_check(rows, max_size=0.10, max_gap=0.01):
+    """Issue 4's target per distilled (kd_tl) row: size <= 10% of the teacher's parameters and
+    FLOPs, accuracy within 1 point of the teacher, better than the same-setting baseline.
+
+    Returns a list of {"batch_size", "lr_policy", "params_ratio", "flops_ratio", "gap",
+    "over_baseline", "met"} (empty without a teacher or kd_tl row).
+    """
+    teacher = next((r for r in rows if r["method"].startswith("teacher")), None)
+    checks = []
+    for row in rows:
+        if teacher is None or row["method"] != "kd_tl":
+            continue
+        base = next((r for r in rows if r["method"] == "baseline"
+                     and r.get("batch_size") == row.get("batch_size")
+                     and r.get("lr_policy") == row.get("lr_policy")), None)
+        check = {"batch_size": row.get("batch_size"), "lr_policy": row.get("lr_policy"),
+                 "params_ratio": row["params"] / teacher["params"],
+                 "flops_ratio": row["flops"] / teacher["flops"],
+                 "gap": teacher["test_accuracy"] - row["test_accuracy"],
+                 "over_baseline": (None if base is None
+                                   else row["test_accuracy"] - base["test_accuracy"])}
+        check["met"] = bool(check["params_ratio"] <= max_size and check["flops_ratio"] <= max_size
+                            and check["gap"] <= max_gap and (check["over_baseline"] or 0) > 0)
+        checks.append(check)
+    return checks
+
+
 def _row(method, metrics, measured, batch_size, lr_policy):
     history = metrics.get("history") or [{}]
     row = {"method": method, "batch_size": batch_size, "lr_policy": lr_policy,
@@ -221,6 +264,9 @@ def run(flags_obj, datasets_override=None):
         rows.append(_row("teacher", teacher_metrics, measure(teacher_path),
                          flags_obj.batch_size, flags_obj.lr_policy))
         paths.append(teacher_path)
+    else:
+        rows.append(given_teacher_row(teacher_path, datasets[1]))
+        paths.append(teacher_path)
     for lr_policy in lr_policies:
         for batch_size in batch_sizes:
             for method in flags_obj.kd_methods:
@@ -256,6 +302,15 @@ def run(flags_obj, datasets_override=None):
                ("int8_bytes", "int8 bytes", ",d"), ("final_loss", "final loss", ".4f"),
                ("epochs", "epochs", "d")]
     table = markdown_table(rows, columns)
+    checks = target_check(rows)
+    if checks:
+        table += "\n\nTarget (KD+TL student <= 10% of the teacher's parameters and FLOPs, within " \
+                 "1.0 point of the teacher, better than the baseline):\n\n" + markdown_table(
+                     checks, [("batch_size", "batch", "d"), ("lr_policy", "LR policy", "s"),
+                              ("params_ratio", "params / teacher", ".3f"),
+                              ("flops_ratio", "FLOPs / teacher", ".3f"),
+                              ("gap", "teacher - KD+TL", "+.4f"),
+                              ("over_baseline", "KD+TL - baseline", "+.4f"), ("met", "met", "")])
     header = (f"KD / TL study, preset {flags_obj.preset}: {flags_obj.dataset}, "
               f"{len(datasets[0][0])} training / {len(test_images)} test examples; student "
               f"conv {flags_obj.student_conv_filters}, {flags_obj.student_primary_capsules} x "
@@ -270,7 +325,7 @@ def run(flags_obj, datasets_override=None):
     write_text(os.path.join(out, "study.md"), header + table + f"\n\nWall time {wall:.0f} s.\n")
     summary = {"rows": rows, "preset": flags_obj.preset, "dataset": flags_obj.dataset,
                "train_examples": len(datasets[0][0]), "test_examples": len(test_images),
-               "teacher": teacher_path, "wall_time_s": wall}
+               "teacher": teacher_path, "target": checks, "wall_time_s": wall}
     write_json(os.path.join(out, "study.json"), summary)
     print(header + table)
     return summary

@@ -25,7 +25,10 @@ lets the network go deeper. What the quick runs showed (Fashion-MNIST subset, 2 
 from scratch, training revives layers that are dead at initialisation (no collapse up to
 I = 5 with init_std 0.5), while a trained backbone has much shorter primary capsules (mean
 length ~0.2 against ~0.5 at initialisation), so fresh IntermediateCaps grafted on it start
-dead and can stay dead; compare the grafted PR 0 control with the pruned grafts.
+dead and can stay dead. --graft_length (default 0.5) therefore scales the grafted fresh
+capsule layers to that mean capsule length on training images first
+(keras_caps.training.length_init, LSUV-style); --graft_length=0 reproduces the dead graft.
+Compare the grafted PR 0 control with the pruned grafts.
 
 Presets (explicit flags win):
     quick: Fashion-MNIST 5,000 / 1,000, C=8, D=4, backbone (16, 32, 32), class_dim 8,
@@ -83,6 +86,10 @@ def define_flags():
     flags.DEFINE_float("init_gain", None, "IntermediateCaps init: 'capsule' form with this gain.")
     flags.DEFINE_float("init_std", None, "IntermediateCaps init: truncated normal, fixed std.")
     flags.DEFINE_integer("dead_batches", 4, "Test batches (of --ci_batch_size) for dead capsules.")
+    flags.DEFINE_float("graft_length", 0.5, "(b) grafts: scale each fresh IntermediateCaps / "
+                       "ClassCaps kernel so its mean capsule length on 256 training images is "
+                       "this (keras_caps.training.length_init); 0 keeps the plain "
+                       "initialisation, under which grafts on a trained backbone start dead.")
 
 
 def apply_preset(flags_obj):
@@ -143,6 +150,8 @@ def train_deep(flags_obj, datasets, out_dir, heatmap_dir, num_intermediate, graf
     run_flags = prune_lib.with_overrides(flags_obj, epochs=epochs)
     batch_policy = train_capsnet.batch_policy_from_flags(run_flags)
 
+    graft_init_path = os.path.join(out_dir, "graft_init.json")
+
     def build():
         if graft_from is None:
             model = build_deep(flags_obj, input_shape, num_classes, num_intermediate)
@@ -151,7 +160,8 @@ def train_deep(flags_obj, datasets, out_dir, heatmap_dir, num_intermediate, graf
             arch = architecture(source)
             model = build_deep(flags_obj, input_shape, num_classes, num_intermediate,
                                arch["backbone_filters"], arch["num_capsules"])
-            copy_matching_weights(source, model)
+            copied = copy_matching_weights(source, model)
+            graft_init(flags_obj, model, copied, datasets, graft_init_path)
         optimizer = train_capsnet.optimizer_from_flags(run_flags, len(datasets[0][0]),
                                                        batch_policy)
         return prune_lib.compiled(flags_obj, model, optimizer)
@@ -176,7 +186,13 @@ def train_deep(flags_obj, datasets, out_dir, heatmap_dir, num_intermediate, graf
         write_heatmaps(acts, heatmap_dir)
         dead = {f"dead_{k}": v for k, v in dead_percentages(acts).items()}
     stats = prune_lib.model_stats(prune_lib.load_capsnet(metrics["model_path"]))
+    at_init = {}
+    if graft_from is not None and os.path.exists(graft_init_path):
+        with open(graft_init_path) as f:
+            at_init = json.load(f)
     return {
+        "dead_at_init": at_init.get("dead", {}).get("all"),
+        "graft_lengths": at_init.get("lengths"),
         "num_intermediate": num_intermediate,
         "best_accuracy": metrics["best_test_accuracy"],
         "final_accuracy": metrics["test_accuracy"],
@@ -184,6 +200,29 @@ def train_deep(flags_obj, datasets, out_dir, heatmap_dir, num_intermediate, graf
         "dead_history": [r.get("dead_all") for r in logger.history],
         **stats,
     }
+
+
+def graft_init(flags_obj, model, copied, datasets, path):
+    """Initialises a graft's fresh capsule layers and records their state before training.
+
+    With --graft_length > 0 the fresh IntermediateCaps and ClassCaps (every capsule layer not
+    in `copied`) are scaled to that mean capsule length on 256 training images. Writes `path`:
+    {"lengths": calibration report or null, "dead": dead-capsule percentages at
+    initialisation on --dead_batches test batches}.
+    """
+    from keras_caps.analysis.activations import capsule_activations, dead_percentages
+    from keras_caps.io_utils import write_json
+    from keras_caps.training.length_init import CALIBRATED_LAYERS, calibrate_capsule_lengths
+
+    lengths = None
+    if flags_obj.graft_length:
+        fresh = [layer.name for layer in model.layers
+                 if isinstance(layer, CALIBRATED_LAYERS) and layer.name not in copied]
+        lengths = calibrate_capsule_lengths(model, datasets[0][0], fresh,
+                                            target_length=flags_obj.graft_length)
+    acts = capsule_activations(model, datasets[1][0], flags_obj.dead_batches,
+                               flags_obj.ci_batch_size)
+    write_json(path, {"lengths": lengths, "dead": dead_percentages(acts)})
 
 
 def _ratio_name(ratio):
@@ -277,7 +316,8 @@ def run(flags_obj, datasets_override=None):
     table_b = markdown_table(rows_b, [
         ("num_intermediate", "I", "d"), ("pr", "PR", "g"), ("backbone", "backbone", "s"),
         ("best_accuracy", "best test acc", ".4f"), ("dead_all", "dead % (all caps layers)", ".1f"),
-        ("dead_last", "dead % (last IntermediateCaps)", ".1f"), ("params", "params", ",d")])
+        ("dead_last", "dead % (last IntermediateCaps)", ".1f"),
+        ("dead_at_init", "dead % at init (grafts)", ".1f"), ("params", "params", ",d")])
     init = ("library 'capsule' (gain 3)" if flags_obj.init_std is None and
             flags_obj.init_gain is None else
             f"std {flags_obj.init_std}" if flags_obj.init_std is not None else
@@ -306,7 +346,11 @@ def run(flags_obj, datasets_override=None):
         f"## (b) IntermediateCaps and pruning\n\n{collapse_text}. Backbone \"scratch\": the "
         f"whole model trained from scratch; \"grafted\": at I = {target}, the backbone + "
         "PrimaryCaps of the pruned base model at that PR (PR 0: the unpruned CCM-retrained "
-        f"base) under fresh IntermediateCaps and ClassCaps.\n\n{table_b}\n\n"
+        "base) under fresh IntermediateCaps and ClassCaps"
+        + (f", each scaled to mean capsule length {flags_obj.graft_length:g} on training "
+           "images before training" if flags_obj.graft_length else
+           " with the plain initialisation")
+        + f".\n\n{table_b}\n\n"
         "Dead capsule: |mean capsule output| <= 0.01 over "
         f"{flags_obj.dead_batches} test batches. Heatmaps: heatmaps/<run>/.\n"
     )
