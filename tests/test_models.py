@@ -68,6 +68,25 @@ def test_deep_capsnet_activations_do_not_vanish_at_init():
     assert np.min(keras.ops.convert_to_numpy(lengths)) > 0.1
 
 
+def test_deep_capsnet_intermediate_initializer_is_used_and_saved(tmp_path):
+    init = keras.initializers.TruncatedNormal(stddev=0.5, seed=3)
+    model = deep_capsnet(4, 4, 2, input_shape=(12, 12, 1), backbone_filters=(4, 8, 8),
+                         intermediate_initializer=init)
+    default = deep_capsnet(4, 4, 2, input_shape=(12, 12, 1), backbone_filters=(4, 8, 8))
+    for k in (1, 2):
+        std = float(np.std(model.get_layer(f"intermediate_caps_{k}").kernel.numpy()))
+        assert 0.4 < std < 0.5  # truncated at 2 std: ~0.88 x 0.5
+        # "capsule": std 3 C / sqrt(9 C D) = 1 here, truncated: ~0.88
+        assert float(np.std(default.get_layer(f"intermediate_caps_{k}").kernel.numpy())) > 0.75
+    path = str(tmp_path / "deep.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    config = loaded.get_layer("intermediate_caps_1").get_config()["kernel_initializer"]
+    assert config["class_name"] == "TruncatedNormal" and config["config"]["stddev"] == 0.5
+    x = np.random.rand(2, 12, 12, 1).astype("float32")
+    np.testing.assert_allclose(loaded(x)["lengths"], model(x)["lengths"], atol=1e-6)
+
+
 def test_builders_reject_bad_arguments():
     with pytest.raises(ValueError, match="decoder must be one of"):
         capsnet(decoder="tiny")

@@ -97,44 +97,39 @@ def apply_preset(flags_obj):
     train_capsnet.apply_preset(flags_obj, PRESETS)
 
 
-def intermediate_initializer(flags_obj, layer):
-    """The kernel initializer (serialized) for a built ConvCapsule, or None for the default."""
+def intermediate_initializer(flags_obj, num_capsules, capsule_dim, kernel_size=3):
+    """The IntermediateCaps kernel initializer the flags ask for ("capsule" by default).
+
+    --init_std: a truncated normal with that std; --init_gain g: the "capsule" form
+    std = g * C / sqrt(k * k * C * D) with gain g instead of the library's 3.
+    """
     import keras
 
     if flags_obj.init_std is not None:
         std = float(flags_obj.init_std)
     elif flags_obj.init_gain is not None:
-        n = layer.kernel_size**2 * layer.input_types
-        std = float(flags_obj.init_gain) * layer.num_capsules / (n * layer.capsule_dim) ** 0.5
+        n = kernel_size**2 * num_capsules
+        std = float(flags_obj.init_gain) * num_capsules / (n * capsule_dim) ** 0.5
     else:
-        return None
-    return keras.initializers.serialize(keras.initializers.TruncatedNormal(stddev=std))
+        return "capsule"
+    return keras.initializers.TruncatedNormal(stddev=std)
 
 
 def build_deep(flags_obj, input_shape, num_classes, num_intermediate, backbone_filters=None,
                num_capsules=None):
     """deep_capsnet from the flags (widths overridable), IntermediateCaps init per the flags."""
-    import keras
-
-    from keras_caps.layers import ConvCapsule
     from keras_caps.models import deep_capsnet
 
     decoder = None if flags_obj.decoder == "none" else flags_obj.decoder
-    model = deep_capsnet(
-        num_capsules or flags_obj.num_capsules, flags_obj.capsule_dim, num_intermediate,
+    num_capsules = num_capsules or flags_obj.num_capsules
+    return deep_capsnet(
+        num_capsules, flags_obj.capsule_dim, num_intermediate,
         input_shape=input_shape, num_classes=num_classes,
         backbone_filters=tuple(int(f) for f in (backbone_filters or flags_obj.backbone_filters)),
         class_dim=flags_obj.class_dim, routings=flags_obj.routings, decoder=decoder,
+        intermediate_initializer=intermediate_initializer(flags_obj, num_capsules,
+                                                          flags_obj.capsule_dim),
     )
-    if flags_obj.init_std is None and flags_obj.init_gain is None:
-        return model
-    config = model.get_config()
-    for entry in config["layers"]:
-        entry.pop("build_config", None)
-        layer = model.get_layer(entry["config"]["name"])
-        if isinstance(layer, ConvCapsule):
-            entry["config"]["kernel_initializer"] = intermediate_initializer(flags_obj, layer)
-    return keras.Model.from_config(config)
 
 
 def train_deep(flags_obj, datasets, out_dir, heatmap_dir, num_intermediate, graft_from=None):

@@ -24,6 +24,7 @@ def deep_capsnet(
     stop_gradient=True,
     decoder=None,
     decoder_units=(512, 1024),
+    intermediate_initializer="capsule",
     name=None,
 ):
     """Builds CapsNet[C, D, I] of "Mitigating vanishing activations in deep CapsNets".
@@ -46,6 +47,9 @@ def deep_capsnet(
         num_capsules: C, capsule types in PrimaryCaps and every IntermediateCaps.
         capsule_dim: D.
         num_intermediate: I >= 0.
+        intermediate_initializer: kernel initializer of every IntermediateCaps: "capsule"
+            (the library's, see `capsule_ops.capsule_initializer`) or any Keras initializer
+            (e.g. a fixed-std TruncatedNormal to study vanishing activations).
     """
     if int(num_intermediate) < 0:
         raise ValueError(f"num_intermediate must be >= 0, got {num_intermediate}.")
@@ -84,6 +88,7 @@ def deep_capsnet(
             padding="same",
             routings=routings,
             stop_gradient=stop_gradient,
+            kernel_initializer=intermediate_initializer,
             name=f"intermediate_caps_{k}",
         )(caps)  # (B, H, W, C, D)
     class_caps = DenseCapsule(
