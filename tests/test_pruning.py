@@ -12,12 +12,12 @@ from keras_caps.pruning import (
     ccm,
     channel_independence,
     chip_scores,
-    make_schedule,
     num_pruned,
     prunable_kernels,
     prune_model,
     select_channels,
     sparsity_report,
+    sparsity_schedule,
     strip_pruning,
     zero_channels,
 )
@@ -320,7 +320,7 @@ def test_magnitude_mask_zeroes_the_smallest_and_keeps_old_zeros():
 
 def test_magnitude_pruning_reaches_the_schedule_and_masked_weights_stay_zero():
     model = _eager(compile_capsnet(_deep(1), jit_compile=False))
-    schedule = make_schedule("polynomial", final_sparsity=0.75, begin_step=0, end_step=2,
+    schedule = sparsity_schedule("polynomial", final_sparsity=0.75, begin_step=0, end_step=2,
                              frequency=1)
     pruning = MagnitudePruning(schedule)
     model.fit(_dataset(model, n=48), epochs=1, verbose=0, shuffle=False,
@@ -342,9 +342,9 @@ def test_magnitude_pruning_reaches_the_schedule_and_masked_weights_stay_zero():
 
 
 def test_constant_schedule_from_tfmot_keeps_keras_3():
-    schedule = make_schedule("constant", final_sparsity=0.5, begin_step=1, frequency=1)
+    schedule = sparsity_schedule("constant", final_sparsity=0.5, begin_step=1, frequency=1)
     should, sparsity = schedule(tf.constant(1, tf.int64))
     assert bool(should) and float(sparsity) == pytest.approx(0.5)
     assert keras.__version__.startswith("3.")
     with pytest.raises(ValueError, match="schedule kind"):
-        make_schedule("cubic")
+        sparsity_schedule("cubic")

@@ -200,3 +200,35 @@ def test_trained_model_loads_in_a_fresh_process(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "loaded" in out.stdout
+
+
+def test_compile_capsnet_run_eagerly_trains_without_tf_function():
+    """run_eagerly=True: layers see eager tensors (pdb/print work) and the step still learns."""
+    import keras
+    import tensorflow as tf
+
+    from keras_caps.models import capsnet
+    from keras_caps.training import compile_capsnet
+
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen.append(tf.executing_eagerly())
+            return x
+
+    keras.utils.set_random_seed(0)
+    base = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=2,
+                   primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+    image = keras.Input((12, 12, 1))
+    model = keras.Model(image, base(Probe()(image)))
+    eager = compile_capsnet(model, run_eagerly=True)
+    assert eager.run_eagerly
+    x, y = _data(8)
+    seen.clear()  # the symbolic call that built the model
+    first = float(eager.train_on_batch(x, {"lengths": y})[0])
+    assert seen and all(seen)
+    assert np.isfinite(first)
+    assert not compile_capsnet(capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
+                                       primary_capsules=2, primary_dim=4, primary_kernel=3,
+                                       class_dim=4, decoder=None)).run_eagerly

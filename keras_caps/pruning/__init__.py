@@ -5,9 +5,9 @@ from keras_caps.pruning.ccm import CCMTrainer, ccm, channel_correlations, unwrap
 from keras_caps.pruning.chip import channel_independence, chip_scores
 from keras_caps.pruning.magnitude import (
     MagnitudePruning,
-    make_schedule,
     prunable_kernels,
     sparsity_report,
+    sparsity_schedule,
     strip_pruning,
 )
 from keras_caps.pruning.selection import num_pruned, pruning_summary, select_channels
@@ -27,7 +27,7 @@ __all__ = [
     "channel_independence",
     "chip_scores",
     "copy_matching_weights",
-    "make_schedule",
+    "sparsity_schedule",
     "num_pruned",
     "prunable_kernels",
     "prune_model",

@@ -12,7 +12,7 @@ callback keeps one mask variable per prunable kernel and
       exactly zero whenever a batch ends (the optimizer may move them during the step).
 
 Schedules are TF-MOT's backend-neutral `tfmot.sparsity.keras.PolynomialDecay` and
-`ConstantSparsity` (`make_schedule`); importing tensorflow_model_optimization leaves `keras`
+`ConstantSparsity` (`sparsity_schedule`); importing tensorflow_model_optimization leaves `keras`
 as Keras 3 (checked with keras 3.15 / TF-MOT 0.8.1: it only switches `tf.keras`, which this
 project never uses). Any callable step -> (should_prune, sparsity) works too.
 
@@ -31,7 +31,7 @@ from keras_caps.layers import ConvCapsule, DenseCapsule
 PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, DenseCapsule, ConvCapsule)
 
 
-def make_schedule(kind="polynomial", final_sparsity=0.5, begin_step=0, end_step=1000,
+def sparsity_schedule(kind="polynomial", final_sparsity=0.5, begin_step=0, end_step=1000,
                   frequency=100, initial_sparsity=0.0, power=3):
     """A TF-MOT pruning schedule (imported lazily).
 
@@ -125,7 +125,7 @@ class MagnitudePruning(keras.callbacks.Callback):
     """Schedule-driven magnitude pruning of a Keras 3 model's kernels (see the module doc).
 
     Args:
-        schedule: callable step -> (should_prune, sparsity), e.g. `make_schedule(...)` or a
+        schedule: callable step -> (should_prune, sparsity), e.g. `sparsity_schedule(...)` or a
             `tfmot.sparsity.keras` schedule.
         layer_names: top-level layers to prune (default: every prunable kernel).
     Attributes:
@@ -238,7 +238,7 @@ __all__ = [
     "MagnitudePruning",
     "PRUNABLE_TYPES",
     "magnitude_mask",
-    "make_schedule",
+    "sparsity_schedule",
     "prunable_kernels",
     "sparsity_report",
     "strip_pruning",

@@ -1,7 +1,7 @@
 """Weight and activation memory, in bits, of a model in float32 and under a quantization spec.
 
 Counts are per inference of one sample (batch 1) of the inference model
-(`simulate.inference_model`: image -> lengths for capsnet / deep_capsnet).
+(`spec.inference_model`: image -> lengths for capsnet / deep_capsnet).
 
 Weights: every weight element at its layer's weight bits (32 when the spec leaves it float;
 BatchNormalization always 32), plus 8 bits for each stored power-of-two exponent (one per
@@ -25,14 +25,14 @@ import math
 import keras
 
 from keras_caps.layers import ConvCapsule
-from keras_caps.quantization.simulate import (
+from keras_caps.quantization.simulate import weight_axis
+from keras_caps.quantization.spec import (
     FLOAT_WEIGHT_LAYERS,
     ROUTING_LAYERS,
     inference_model,
     layer_capabilities,
-    weight_axis,
+    validate,
 )
-from keras_caps.quantization.spec import validate
 
 FLOAT_BITS = 32
 EXPONENT_BITS = 8

@@ -37,10 +37,14 @@ from keras_caps.quantization.simulate import (
     WeightQuantizer,
     accuracy,
     complete_spec,
-    inference_model,
     quantized_model,
 )
-from keras_caps.quantization.spec import strip_exponents, uniform_spec, with_bits
+from keras_caps.quantization.spec import (
+    inference_model,
+    strip_exponents,
+    uniform_spec,
+    with_bits,
+)
 
 APPROACHES = ("A", "B", "C")
 KINDS = ("weight", "activation", "routing")

@@ -24,12 +24,11 @@ from keras_caps.losses import MarginLoss
 from keras_caps.quantization.pot import quantize
 from keras_caps.quantization.simulate import (
     frac_array,
-    inference_model,
     quantized_model,
     weight_axis,
     weight_key,
 )
-from keras_caps.quantization.spec import validate
+from keras_caps.quantization.spec import inference_model, validate
 
 
 def _inner(qmodel):

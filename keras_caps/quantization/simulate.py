@@ -25,32 +25,13 @@ import keras
 import numpy as np
 
 from keras_caps.capsule_ops import ROUTING_TENSORS
-from keras_caps.layers import ConvCapsule, DenseCapsule
-from keras_caps.models.heads import classifier
 from keras_caps.quantization.pot import frac_bits_for, quantize
-from keras_caps.quantization.spec import validate
-
-ROUTING_LAYERS = (DenseCapsule, ConvCapsule)
-FLOAT_WEIGHT_LAYERS = (keras.layers.BatchNormalization,)
-
-
-def inference_model(model):
-    """The model whose outputs are evaluated: the classifier view of a capsnet/deep_capsnet
-    (image -> lengths), or `model` itself when it has no `length` layer."""
-    names = {layer.name for layer in model.layers}
-    return classifier(model) if "length" in names else model
-
-
-def layer_capabilities(model):
-    """{layer name: {"weights": has quantizable weights, "routing": routes}} of the inference
-    model, input layers included (their "activation" is the input)."""
-    out = {}
-    for layer in inference_model(model).layers:
-        out[layer.name] = {
-            "weights": bool(layer.weights) and not isinstance(layer, FLOAT_WEIGHT_LAYERS),
-            "routing": isinstance(layer, ROUTING_LAYERS),
-        }
-    return out
+from keras_caps.quantization.spec import (
+    ROUTING_LAYERS,
+    inference_model,
+    layer_capabilities,
+    validate,
+)
 
 
 def weight_axis(layer, weight):

@@ -33,8 +33,12 @@ from __future__ import annotations
 import copy
 import json
 
+import keras
+
 from keras_caps.capsule_ops import ROUTING_TENSORS
 from keras_caps.io_utils import write_json
+from keras_caps.layers import ConvCapsule, DenseCapsule
+from keras_caps.models.heads import classifier
 from keras_caps.quantization.pot import (
     CLIPPING_METHODS,
     GRANULARITIES,
@@ -142,7 +146,7 @@ def validate(spec, model=None):
     layers = out.get("layers")
     if not isinstance(layers, dict):
         raise SpecError("spec 'layers' must be an object {layer name: {...}}.")
-    names = None if model is None else quantizable_layers(model)
+    names = None if model is None else layer_capabilities(model)
     for name, entry in layers.items():
         where = f"layer {name!r}"
         if names is not None and name not in names:
@@ -185,11 +189,27 @@ def validate(spec, model=None):
     return out
 
 
-def quantizable_layers(model):
-    """{layer name: {"weights": bool, "routing": bool}} for every layer a spec may name."""
-    from keras_caps.quantization.simulate import layer_capabilities
+ROUTING_LAYERS = (DenseCapsule, ConvCapsule)
+FLOAT_WEIGHT_LAYERS = (keras.layers.BatchNormalization,)
 
-    return layer_capabilities(model)
+
+def inference_model(model):
+    """The model whose outputs are evaluated: the classifier view of a capsnet/deep_capsnet
+    (image -> lengths), or `model` itself when it has no `length` layer."""
+    names = {layer.name for layer in model.layers}
+    return classifier(model) if "length" in names else model
+
+
+def layer_capabilities(model):
+    """{layer name: {"weights": has quantizable weights, "routing": routes}} of the inference
+    model, input layers included (their "activation" is the input)."""
+    out = {}
+    for layer in inference_model(model).layers:
+        out[layer.name] = {
+            "weights": bool(layer.weights) and not isinstance(layer, FLOAT_WEIGHT_LAYERS),
+            "routing": isinstance(layer, ROUTING_LAYERS),
+        }
+    return out
 
 
 def uniform_spec(model, bits, weight_bits=None, activation_bits=None, routing_bits=None,
@@ -198,7 +218,7 @@ def uniform_spec(model, bits, weight_bits=None, activation_bits=None, routing_bi
     bits = {"weight": weight_bits or bits, "activation": activation_bits or bits,
             "routing": routing_bits or bits}
     layers = {}
-    for name, caps in quantizable_layers(model).items():
+    for name, caps in layer_capabilities(model).items():
         entry = {"activation_bits": check_bits(bits["activation"])}
         if caps["weights"]:
             entry["weight_bits"] = check_bits(bits["weight"])
@@ -246,12 +266,15 @@ def save_spec(spec, path, model=None):
 
 
 __all__ = [
+    "FLOAT_WEIGHT_LAYERS",
     "FORMAT",
+    "ROUTING_LAYERS",
     "SCHEMA",
     "SpecError",
     "VERSION",
+    "inference_model",
+    "layer_capabilities",
     "load_spec",
-    "quantizable_layers",
     "save_spec",
     "strip_exponents",
     "uniform_spec",

@@ -24,13 +24,16 @@ def accuracy_key(model):
 
 
 def compile_capsnet(model, optimizer=None, recon_weight=0.0005, m_plus=0.9, m_minus=0.1,
-                    down_weight=0.5, jit_compile="auto"):
+                    down_weight=0.5, jit_compile="auto", run_eagerly=False):
     """Compiles a keras_caps model with the margin loss (+ reconstruction loss with a decoder).
 
     Args:
         model: from `capsnet` / `deep_capsnet`.
         optimizer: a Keras optimizer (default Adam(1e-3)).
         recon_weight: weight of the sum-of-squares reconstruction loss (Sabour: 0.0005).
+        m_plus, m_minus, down_weight: the margin loss (Sabour: 0.9, 0.1, 0.5).
+        jit_compile: passed to `model.compile` ("auto": XLA only where Keras enables it).
+        run_eagerly: train without tf.function (slow; for debugging a layer with pdb/print).
     Returns:
         The model, compiled; its accuracy is logged under `accuracy_key(model)`.
     """
@@ -42,6 +45,7 @@ def compile_capsnet(model, optimizer=None, recon_weight=0.0005, m_plus=0.9, m_mi
         loss=losses,
         metrics={"lengths": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
         jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
     )
     return model
 
