@@ -47,6 +47,20 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
 
 
+def write_study(out_dir, markdown, summary, stem="study", echo=True):
+    """Writes a binary's results: <stem>.md (`markdown`) and <stem>.json (`summary`), atomically.
+
+    The markdown is also printed with `echo`. Returns `summary`. `stem` may be a pair
+    (markdown stem, JSON stem), e.g. ("report", "metrics").
+    """
+    md_stem, json_stem = (stem, stem) if isinstance(stem, str) else stem
+    write_json(os.path.join(out_dir, f"{json_stem}.json"), summary)
+    write_text(os.path.join(out_dir, f"{md_stem}.md"), markdown)
+    if echo:
+        print(markdown, flush=True)
+    return summary
+
+
 def save_model(model, path):
     """`model.save(path)` (a .keras file, optimizer state included) written atomically."""
     with atomic_path(path) as tmp:

@@ -69,7 +69,7 @@ def run(flags_obj, datasets_override=None):
     """Trains every policy; returns {"rows": [...], "baseline": ..., paths}."""
     from keras_caps import plots, schedules
     from keras_caps.analysis.convergence import convergence_summary, markdown_table
-    from keras_caps.io_utils import write_json, write_text
+    from keras_caps.io_utils import write_study
 
     unknown = [p for p in flags_obj.policies if p not in POLICIES]
     if unknown:
@@ -119,13 +119,10 @@ def run(flags_obj, datasets_override=None):
     header = (f"FasTrCaps study, preset {flags_obj.preset}: {flags_obj.dataset}, "
               f"{num_examples} training / {len(datasets[1][0])} test examples, "
               f"{flags_obj.epochs} epochs, baseline (fixed) max accuracy {baseline:.4f}.\n\n")
-    write_text(os.path.join(out, "study.md"), header + table + "\n")
     summary = {"rows": rows, "baseline_max_accuracy": baseline, "curves": curves,
                "preset": flags_obj.preset, "dataset": flags_obj.dataset,
                "train_examples": num_examples, "epochs": flags_obj.epochs}
-    write_json(os.path.join(out, "study.json"), summary)
-    print(header + table)
-    return summary
+    return write_study(out, header + table + "\n", summary)
 
 
 def main(_):

@@ -235,7 +235,7 @@ def _row(method, metrics, measured, batch_size, lr_policy):
 def run(flags_obj, datasets_override=None):
     """Trains the teacher (unless --teacher) and every method; returns {"rows": [...], ...}."""
     from keras_caps.analysis.convergence import markdown_table
-    from keras_caps.io_utils import write_json, write_text
+    from keras_caps.io_utils import write_study
     from keras_caps.schedules import LR_POLICIES
 
     unknown = [m for m in flags_obj.kd_methods if m not in METHODS]
@@ -322,13 +322,10 @@ def run(flags_obj, datasets_override=None):
               "loss of kd / "
               "kd_tl is the distillation total (not comparable with margin-only rows).\n\n")
     wall = time.perf_counter() - start
-    write_text(os.path.join(out, "study.md"), header + table + f"\n\nWall time {wall:.0f} s.\n")
     summary = {"rows": rows, "preset": flags_obj.preset, "dataset": flags_obj.dataset,
                "train_examples": len(datasets[0][0]), "test_examples": len(test_images),
                "teacher": teacher_path, "target": checks, "wall_time_s": wall}
-    write_json(os.path.join(out, "study.json"), summary)
-    print(header + table)
-    return summary
+    return write_study(out, header + table + f"\n\nWall time {wall:.0f} s.\n", summary)
 
 
 def main(_):

@@ -316,7 +316,7 @@ def run(flags_obj, datasets_override=None):
     """Runs the whole flow; returns the metrics dict (also metrics.json / report.md)."""
     import keras
 
-    from keras_caps.io_utils import write_json, write_text
+    from keras_caps.io_utils import write_study
 
     check_flags(flags_obj)
     keras.utils.set_random_seed(flags_obj.seed)
@@ -335,11 +335,8 @@ def run(flags_obj, datasets_override=None):
         "flops_reduction": 1.0 - result["flops"] / prep["base"]["flops"],
         "scores": {k: [float(s) for s in v] for k, v in prep["scores"].items()},
     }
-    write_json(os.path.join(out, "metrics.json"), metrics)
-    text = report_markdown(flags_obj, prep, [result])
-    write_text(os.path.join(out, "report.md"), text)
-    print(text, flush=True)
-    return metrics
+    return write_study(out, report_markdown(flags_obj, prep, [result]), metrics,
+                       stem=("report", "metrics"))
 
 
 def main(_):

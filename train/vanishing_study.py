@@ -22,10 +22,10 @@ vanish with depth for g < 2, independent of C); --init_std=s uses a fixed std in
 and D, like framework defaults: then a wider layer (larger C, uniform first coupling 1/C) has
 smaller activations, which is the mechanism behind the paper's observation that pruning C
 lets the network go deeper. What the quick runs showed (Fashion-MNIST subset, 2 epochs):
-from scratch, training revives layers that are dead at initialisation (no collapse up to
-I = 5 with init_std 0.5), while a trained backbone has much shorter primary capsules (mean
+from scratch with init_std 0.5, I = 5 is on the edge (one random draw collapsed to chance,
+another trained to 0.62), while a trained backbone has much shorter primary capsules (mean
 length ~0.2 against ~0.5 at initialisation), so fresh IntermediateCaps grafted on it start
-dead and can stay dead. --graft_length (default 0.5) therefore scales the grafted fresh
+two-thirds dead and stay dead. --graft_length (default 0.5) therefore scales the grafted fresh
 capsule layers to that mean capsule length on training images first
 (keras_caps.training.length_init, LSUV-style); --graft_length=0 reproduces the dead graft.
 Compare the grafted PR 0 control with the pruned grafts.
@@ -230,7 +230,7 @@ def run(flags_obj, datasets_override=None):
 
     from keras_caps import plots
     from keras_caps.analysis.convergence import markdown_table
-    from keras_caps.io_utils import write_json, write_text
+    from keras_caps.io_utils import write_study
 
     if not flags_obj.model_dir:
         raise ValueError("--model_dir is required: the study folder.")
@@ -353,10 +353,7 @@ def run(flags_obj, datasets_override=None):
                "ratios": rows_a, "depth": rows_b, "collapse_depth": collapse,
                "recovery_depth": target, "init": init,
                "base_undertrained": bool(warning)}
-    write_json(os.path.join(out, "study.json"), summary)
-    write_text(os.path.join(out, "study.md"), text)
-    print(text, flush=True)
-    return summary
+    return write_study(out, text, summary)
 
 
 def main(_):
