@@ -52,6 +52,17 @@ def test_prune_run_writes_report_and_shrinks_the_model(tmp_path):
     assert "ccm" in (run / "ccm" / "history.csv").read_text().splitlines()[0]
     report = (run / "report.md").read_text()
     assert "PR=0.25" in report and "best test acc" in report
+    # the equal-training control: the unpruned parent retrained the same way, and the target
+    control = prune.load_capsnet(str(run / "control" / "best.keras"))
+    assert control.get_layer("primary_caps").num_capsules == 4
+    assert saved["control"]["params"] == saved["base"]["params"]
+    target = saved["target"]
+    assert target["size_met"] == (target["params_reduction"] >= 0.25)
+    assert target["vs_control_met"] == (saved["pruned"]["best_accuracy"]
+                                        >= saved["control"]["best_accuracy"])
+    assert target["met"] == (target["size_met"] and target["vs_parent_met"]
+                             and target["vs_control_met"])
+    assert "control (PR=0)" in report and "Overall: **" in report
     # the pruned best model is a plain capsnet with the kept widths
     from train.prune import load_capsnet
 

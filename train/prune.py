@@ -69,6 +69,9 @@ def define_flags():
                       "Pruned ClassCaps: new (paper) or the kept rows of the old kernel.")
     flags.DEFINE_bool("run_eagerly", False, "Run the CCM / pruned / deep models' steps eagerly "
                       "(debugging; faster than tracing only for tiny models).")
+    flags.DEFINE_bool("control", True, "Also retrain the unpruned (CCM) parent exactly as the "
+                      "pruned model is retrained (PR 0, same class_caps, epochs and seed): the "
+                      "equal-training control the pruned accuracy is compared with.")
     flags.DEFINE_enum("intermediate_caps", "prune", ["prune", "keep", "fresh"],
                       "IntermediateCaps of a deep model: kept types in and out (paper: same C "
                       "as PrimaryCaps), all output types kept, or rebuilt fresh.")
@@ -279,15 +282,15 @@ def prepare(flags_obj, datasets):
             "scores": scores}
 
 
-def report_markdown(flags_obj, prep, results):
-    """report.md text: one row for the base model and one per pruning ratio."""
+def report_markdown(flags_obj, prep, results, control=None, target=None):
+    """report.md text: the base model, the control (if any) and one row per pruning ratio."""
     from keras_caps.analysis.convergence import markdown_table
 
     rows = [{"model": "base", "params": prep["base"]["params"], "flops": prep["base"]["flops"],
              "acc": prep["base_accuracy"], "acc_ccm": prep["ccm_accuracy"]}]
-    for r in results:
+    for r in ([] if control is None else [control]) + list(results):
         rows.append({
-            "model": f"PR={r['pruning_ratio']}", "params": r["params"], "flops": r["flops"],
+            "model": "control (PR=0)" if r is control else f"PR={r['pruning_ratio']}", "params": r["params"], "flops": r["flops"],
             "acc_before": r["accuracy_before_retraining"], "acc": r["best_accuracy"],
             "params_pct": 100.0 * r["params"] / prep["base"]["params"],
             "flops_pct": 100.0 * r["flops"] / prep["base"]["flops"],
@@ -309,7 +312,20 @@ def report_markdown(flags_obj, prep, results):
               f"epochs, class caps {flags_obj.class_caps}; CI over "
               f"{flags_obj.ci_batches or 'all'} batches of {flags_obj.ci_batch_size}. Accuracy "
               "is the best test-split epoch.\n\n")
-    return header + markdown_table(rows, columns) + "\n\n" + "\n".join(layers) + "\n"
+    text = header + markdown_table(rows, columns) + "\n\n" + "\n".join(layers) + "\n"
+    if target is not None:
+        yes = {True: "met", False: "not met"}
+        text += (
+            f"\nTarget (>= {100 * target['min_params_reduction']:.0f} % fewer parameters at "
+            f"equal or better accuracy than the unpruned parent): "
+            f"{100 * target['params_reduction']:.1f} % fewer parameters "
+            f"({yes[target['size_met']]}); pruned {target['pruned_accuracy']:.4f} vs parent "
+            f"{target['parent_accuracy']:.4f} ({yes[target['vs_parent_met']]})")
+        if "control_accuracy" in target:
+            text += (f", vs the parent retrained the same way {target['control_accuracy']:.4f} "
+                     f"({yes[target['vs_control_met']]})")
+        text += f". Overall: **{yes[target['met']]}**.\n"
+    return text
 
 
 def run(flags_obj, datasets_override=None):
@@ -325,6 +341,10 @@ def run(flags_obj, datasets_override=None):
     prep = prepare(flags_obj, datasets)
     result = prune_and_retrain(flags_obj, datasets, prep["ccm_path"], prep["scores"],
                                flags_obj.pruning_ratio, os.path.join(out, "pruned"))
+    control = None
+    if flags_obj.control:
+        control = prune_and_retrain(flags_obj, datasets, prep["ccm_path"], prep["scores"], 0.0,
+                                    os.path.join(out, "control"))
     metrics = {
         "base": {**prep["base"], "accuracy": prep["base_accuracy"], "path": prep["base_path"]},
         "ccm": {"accuracy": prep["ccm_accuracy"], "final_ccm": prep["ccm_final"],
@@ -334,9 +354,33 @@ def run(flags_obj, datasets_override=None):
         "params_reduction": 1.0 - result["params"] / prep["base"]["params"],
         "flops_reduction": 1.0 - result["flops"] / prep["base"]["flops"],
         "scores": {k: [float(s) for s in v] for k, v in prep["scores"].items()},
+        "control": None if control is None else {k: v for k, v in control.items()
+                                                 if k != "history"},
     }
-    return write_study(out, report_markdown(flags_obj, prep, [result]), metrics,
+    metrics["target"] = target_check(prep, result, control)
+    return write_study(out, report_markdown(flags_obj, prep, [result], control,
+                                            metrics["target"]), metrics,
                        stem=("report", "metrics"))
+
+
+def target_check(prep, result, control=None, min_reduction=0.25):
+    """Issue 5's target: >= 25 % fewer parameters than the parent at equal or better accuracy.
+
+    The parent is the unpruned model the channels were scored on (CCM-retrained, or the base
+    when --ccm_epochs=0); the pruned model trains --retrain_epochs more, so with a control
+    (the parent retrained the same way) the accuracy is also compared with it.
+    """
+    parent = prep["ccm_accuracy"] if prep["ccm_accuracy"] is not None else prep["base_accuracy"]
+    reduction = 1.0 - result["params"] / prep["base"]["params"]
+    out = {"params_reduction": reduction, "min_params_reduction": min_reduction,
+           "parent_accuracy": parent, "pruned_accuracy": result["best_accuracy"],
+           "size_met": reduction >= min_reduction,
+           "vs_parent_met": result["best_accuracy"] >= parent}
+    if control is not None:
+        out["control_accuracy"] = control["best_accuracy"]
+        out["vs_control_met"] = result["best_accuracy"] >= control["best_accuracy"]
+    out["met"] = out["size_met"] and out["vs_parent_met"] and out.get("vs_control_met", True)
+    return out
 
 
 def main(_):
