@@ -232,3 +232,35 @@ def test_compile_capsnet_run_eagerly_trains_without_tf_function():
     assert not compile_capsnet(capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
                                        primary_capsules=2, primary_dim=4, primary_kernel=3,
                                        class_dim=4, decoder=None)).run_eagerly
+
+
+def test_validation_examples_hold_out_the_training_tail(tmp_path):
+    train, test = _data(40), _data(16, 1)
+    fv = _flags(tmp_path, validation_examples=10)
+    (xt, yt), (xv, yv) = train_capsnet.load_datasets(fv, datasets_override=(train, test))
+    assert len(xt) == 30 and len(xv) == 10
+    np.testing.assert_array_equal(xv, train[0][30:])  # the tail, not the test split
+    np.testing.assert_array_equal(yt, train[1][:30])
+    assert train_capsnet.evaluation_split(fv) == "validation"
+    assert train_capsnet.evaluation_split(_flags(tmp_path)) == "test"
+    with pytest.raises(ValueError, match="validation_examples=40 must lie in"):
+        train_capsnet.load_datasets(_flags(tmp_path, validation_examples=40),
+                                    datasets_override=(train, test))
+    # the binary trains on the head and reports the held-out tail
+    metrics = train_capsnet.run(_flags(tmp_path, validation_examples=10, epochs=1),
+                                datasets_override=(train, test))
+    assert metrics["history"][0]["epoch"] == 1
+
+
+def test_validation_examples_read_no_test_split(tmp_path, monkeypatch):
+    from keras_caps import data
+
+    asked = []
+
+    def fake_load_arrays(name, split, max_examples=None, **_):
+        asked.append(split)
+        return _data(40)
+
+    monkeypatch.setattr(data, "load_arrays", fake_load_arrays)
+    train_capsnet.load_datasets(_flags(tmp_path, validation_examples=8))
+    assert asked == ["train"]

@@ -117,7 +117,8 @@ def run(flags_obj, datasets_override=None):
     plots.plot_batch_schedule(batch_policies.get("warmadabatch", batch_policies["fixed"]),
                               flags_obj.epochs, os.path.join(out, "batch.png"))
     header = (f"FasTrCaps study, preset {flags_obj.preset}: {flags_obj.dataset}, "
-              f"{num_examples} training / {len(datasets[1][0])} test examples, "
+              f"{num_examples} training / {len(datasets[1][0])} "
+              f"{train_capsnet.evaluation_split(flags_obj)} examples, "
               f"{flags_obj.epochs} epochs, baseline (fixed) max accuracy {baseline:.4f}.\n\n")
     summary = {"rows": rows, "baseline_max_accuracy": baseline, "curves": curves,
                "preset": flags_obj.preset, "dataset": flags_obj.dataset,

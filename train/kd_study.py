@@ -312,7 +312,8 @@ def run(flags_obj, datasets_override=None):
                               ("gap", "teacher - KD+TL", "+.4f"),
                               ("over_baseline", "KD+TL - baseline", "+.4f"), ("met", "met", "")])
     header = (f"KD / TL study, preset {flags_obj.preset}: {flags_obj.dataset}, "
-              f"{len(datasets[0][0])} training / {len(test_images)} test examples; student "
+              f"{len(datasets[0][0])} training / {len(test_images)} "
+              f"{train_capsnet.evaluation_split(flags_obj)} examples; student "
               f"conv {flags_obj.student_conv_filters}, {flags_obj.student_primary_capsules} x "
               f"{flags_obj.student_primary_dim}D primary, {flags_obj.student_class_dim}D class "
               f"capsules, {flags_obj.epochs} epochs; T = {flags_obj.temperature}, alpha = "

@@ -305,13 +305,16 @@ def report_markdown(flags_obj, prep, results, control=None, target=None):
         for row in r["summary"]:
             layers.append(f"| PR={r['pruning_ratio']} {row['layer']} | {row['channels']} | "
                           f"{row['kept']} |")
+    split = train_capsnet.evaluation_split(flags_obj)
+    split_size = (flags_obj.validation_examples if split == "validation"
+                  else flags_obj.test_examples or "all")
     header = (f"# Channel pruning (paper 003)\n\n{flags_obj.dataset}, "
-              f"{flags_obj.train_examples or 'all'} training / {flags_obj.test_examples or 'all'}"
-              f" test examples; base {flags_obj.epochs} epochs, CCM {flags_obj.ccm_epochs} "
+              f"{flags_obj.train_examples or 'all'} training / "
+              f"{split_size} {split} examples; base {flags_obj.epochs} epochs, CCM {flags_obj.ccm_epochs} "
               f"epochs (alpha {flags_obj.ccm_alpha}), retraining {flags_obj.retrain_epochs} "
               f"epochs, class caps {flags_obj.class_caps}; CI over "
               f"{flags_obj.ci_batches or 'all'} batches of {flags_obj.ci_batch_size}. Accuracy "
-              "is the best test-split epoch.\n\n")
+              f"is the best {split}-split epoch.\n\n")
     text = header + markdown_table(rows, columns) + "\n\n" + "\n".join(layers) + "\n"
     if target is not None:
         yes = {True: "met", False: "not met"}

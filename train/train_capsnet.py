@@ -32,6 +32,10 @@ def define_flags():
     flags.DEFINE_enum("data_source", "auto", ["auto", "idx", "tfds"], "Where to read data from.")
     flags.DEFINE_integer("train_examples", None, "Use only the first N training examples.")
     flags.DEFINE_integer("test_examples", None, "Use only the first N test examples.")
+    flags.DEFINE_integer("validation_examples", None,
+                         "Hold out the last N training examples and evaluate on them instead of "
+                         "the test split (for tuning; the test split is then not read; a "
+                         "given --teacher must not have been trained on them).")
     flags.DEFINE_integer("augment_shift", 0, "Random shift augmentation in pixels (Sabour: 2).")
     # model
     flags.DEFINE_enum("model", "capsnet", ["capsnet", "deep_capsnet"], "Model builder.")
@@ -159,16 +163,41 @@ def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
         return data.load_arrays(flags_obj.dataset, name, data_dir=flags_obj.data_dir,
                                 source=flags_obj.data_source, max_examples=limit)
 
-    datasets = datasets_override or (split("train", flags_obj.train_examples),
-                                     split("test", flags_obj.test_examples))
+    held_out = getattr(flags_obj, "validation_examples", None)
+    if datasets_override:
+        datasets = datasets_override
+    elif held_out:
+        datasets = (split("train", flags_obj.train_examples), None)
+    else:
+        datasets = (split("train", flags_obj.train_examples),
+                    split("test", flags_obj.test_examples))
+    if held_out:
+        datasets = validation_split(datasets[0], held_out)
     num_classes = num_classes or data.info(flags_obj.dataset).num_classes
-    for name, (_, labels) in zip(("training", "test"), datasets):
+    for name, (_, labels) in zip(("training", evaluation_split(flags_obj)), datasets):
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(
                 f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
                 f"[{labels.min()}, {labels.max()}]{hint}."
             )
     return datasets
+
+
+def validation_split(train, num_examples):
+    """(train minus its last `num_examples`, those last examples): a held-out tuning split."""
+    images, labels = train
+    if not 0 < int(num_examples) < len(images):
+        raise ValueError(
+            f"--validation_examples={num_examples} must lie in (0, {len(images)}): the number of "
+            "training examples held out for evaluation (see --train_examples)."
+        )
+    cut = len(images) - int(num_examples)
+    return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
+
+
+def evaluation_split(flags_obj):
+    """What a binary evaluates on: "test", or "validation" (--validation_examples)."""
+    return "validation" if getattr(flags_obj, "validation_examples", None) else "test"
 
 
 def batch_policy_from_flags(flags_obj):

@@ -330,7 +330,8 @@ def run(flags_obj, datasets_override=None):
     text = (
         f"# Vanishing activations study (paper 003), preset {flags_obj.preset}\n\n"
         f"{warning}"
-        f"{flags_obj.dataset}, {len(datasets[0][0])} training / {len(datasets[1][0])} test "
+        f"{flags_obj.dataset}, {len(datasets[0][0])} training / {len(datasets[1][0])} "
+        f"{train_capsnet.evaluation_split(flags_obj)} "
         f"examples; CapsNet[C={flags_obj.num_capsules}, D={flags_obj.capsule_dim}], backbone "
         f"{list(flags_obj.backbone_filters)}; epochs: base {flags_obj.epochs}, CCM "
         f"{flags_obj.ccm_epochs}, pruned {flags_obj.retrain_epochs}, deep "
