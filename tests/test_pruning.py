@@ -23,6 +23,7 @@ from keras_caps.pruning import (
 )
 from keras_caps.pruning.magnitude import magnitude_mask
 from keras_caps.training import compile_capsnet, model_io
+from tests.synthetic import striped_images
 
 
 def _images(n=6, size=12, seed=0):
@@ -79,12 +80,7 @@ def test_ccm_matches_numpy_corrcoef_and_is_safe_for_constant_channels():
 
 
 def _tiny_data(n=32, seed=0):
-    rng = np.random.RandomState(seed)
-    y = rng.randint(0, 10, n)
-    x = (rng.rand(n, 12, 12, 1) * 40).astype("uint8")
-    for i, k in enumerate(y):
-        x[i, k : k + 3, 3:9] = 255
-    return x, y
+    return striped_images(n, seed)
 
 
 def _eager(model):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.flag_utils import flag_defaults
+from tests.synthetic import striped_images
 from train import train_capsnet
 
 
@@ -25,12 +26,7 @@ def _flags(tmp_path, **overrides):
 
 
 def _data(n=48, seed=0):
-    rng = np.random.RandomState(seed)
-    y = rng.randint(0, 10, n)
-    x = (rng.rand(n, 12, 12, 1) * 40).astype("uint8")
-    for i, k in enumerate(y):
-        x[i, k : k + 3, 3:9] = 255
-    return x, y
+    return striped_images(n, seed)
 
 
 def test_run_writes_every_artifact(tmp_path):
