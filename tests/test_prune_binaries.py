@@ -72,7 +72,8 @@ def test_prune_rejects_bad_ratio(tmp_path):
 
 def test_vanishing_study_runs_end_to_end(tmp_path):
     fv = _flags(tmp_path, ccm_epochs=0, pruning_ratios=["0", "0.25"], recovery_ratios=["0.25"],
-                max_intermediate=2, collapse_accuracy=1.0, init_std=0.5, preset="none")
+                max_intermediate=2, collapse_accuracy=1.0, init_std=0.5, preset="none",
+                collapse_seeds=2)
     summary = vanishing_study.run(fv, datasets_override=(_data(), _data(16, 1)))
     run = tmp_path / "run"
     assert (run / "study.md").exists() and (run / "study.json").exists()
@@ -93,3 +94,16 @@ def test_vanishing_study_runs_end_to_end(tmp_path):
         assert abs(report["length_after"] - 0.5) <= 0.011
     assert 0.0 <= graft["dead_at_init"] <= 100.0
     assert "mean capsule length 0.5" in (run / "study.md").read_text()
+    # (c) collapse rate: the unpruned C = 4 and the C left after PR 0.25, two seeds each; every
+    # run counts as collapsed at the threshold 1.0
+    rates = summary["collapse_rate"]
+    assert [r["num_capsules"] for r in rates] == sorted(
+        {4, summary["ratios"][1]["capsules"]}, reverse=True)
+    for r in rates:
+        assert r["seeds"] == 2 and r["collapsed"] == 2 and len(r["accuracies"].split(", ")) == 2
+    seed_runs = sorted(p.name for p in run.glob("collapse_I1_C4_s*"))
+    assert seed_runs == ["collapse_I1_C4_s0", "collapse_I1_C4_s1"]
+    assert "## (c) collapse rate at I = 1" in (run / "study.md").read_text()
+    with pytest.raises(ValueError, match="collapse_seeds must be >= 0"):
+        vanishing_study.run(_flags(tmp_path, collapse_seeds=-1, init_std=0.5, preset="none"),
+                            datasets_override=(_data(), _data(16, 1)))

@@ -86,6 +86,11 @@ def define_flags():
     flags.DEFINE_float("init_gain", None, "IntermediateCaps init: 'capsule' form with this gain.")
     flags.DEFINE_float("init_std", None, "IntermediateCaps init: truncated normal, fixed std.")
     flags.DEFINE_integer("dead_batches", 4, "Test batches (of --ci_batch_size) for dead capsules.")
+    flags.DEFINE_integer("collapse_seeds", 0, "(c) train the model at the recovery depth from "
+                         "scratch with this many seeds per width to measure how often it "
+                         "collapses (0: skip (c)).")
+    flags.DEFINE_list("collapse_widths", [], "(c) capsule types C to compare (default: "
+                      "--num_capsules and the pruned C of each --recovery_ratios > 0).")
     flags.DEFINE_float("graft_length", 0.5, "(b) grafts: scale each fresh IntermediateCaps / "
                        "ClassCaps kernel so its mean capsule length on 256 training images is "
                        "this (keras_caps.training.length_init); 0 keeps the plain "
@@ -197,6 +202,41 @@ def train_deep(flags_obj, datasets, out_dir, heatmap_dir, num_intermediate, graf
     }
 
 
+def collapse_rates(flags_obj, datasets, depth, pruned):
+    """(c) How often CapsNet[C, D, depth] collapses from scratch, per width C, over seeds.
+
+    Widths: --collapse_widths, or --num_capsules plus the C left by each pruned ratio.
+    Returns one row per C: seeds, collapsed count, accuracies, dead % of the last layer.
+    """
+    import keras
+
+    widths = [int(c) for c in flags_obj.collapse_widths] or sorted(
+        {int(flags_obj.num_capsules)}
+        | {int(r["architecture"]["num_capsules"]) for r in pruned.values()}, reverse=True)
+    rows = []
+    for width in widths:
+        if width < 1:
+            raise ValueError(f"--collapse_widths must be >= 1, got {width}.")
+        accuracies, dead_last = [], []
+        for seed in range(int(flags_obj.collapse_seeds)):
+            print(f"== (c) I = {depth}, C = {width}, seed {seed} ==", flush=True)
+            run_flags = prune_lib.with_overrides(flags_obj, num_capsules=width, seed=seed)
+            keras.utils.set_random_seed(seed)
+            name = f"collapse_I{depth}_C{width}_s{seed}"
+            row = train_deep(run_flags, datasets, os.path.join(flags_obj.model_dir, name),
+                             os.path.join(flags_obj.model_dir, "heatmaps", name), depth)
+            accuracies.append(row["best_accuracy"])
+            dead_last.append(row["dead"].get(f"intermediate_caps_{depth}", 0.0))
+        rows.append({
+            "num_capsules": width, "seeds": len(accuracies),
+            "collapsed": sum(a <= flags_obj.collapse_accuracy for a in accuracies),
+            "mean_accuracy": sum(accuracies) / len(accuracies),
+            "accuracies": ", ".join(f"{a:.3f}" for a in accuracies),
+            "mean_dead_last": sum(dead_last) / len(dead_last),
+        })
+    return rows
+
+
 def graft_init(flags_obj, model, copied, datasets, path):
     """Initialises a graft's fresh capsule layers and records their state before training.
 
@@ -243,6 +283,8 @@ def run(flags_obj, datasets_override=None):
         raise ValueError(f"--max_intermediate must be >= 1, got {flags_obj.max_intermediate}.")
     if flags_obj.init_std is not None and flags_obj.init_gain is not None:
         raise ValueError("give at most one of --init_std and --init_gain.")
+    if flags_obj.collapse_seeds < 0:
+        raise ValueError(f"--collapse_seeds must be >= 0, got {flags_obj.collapse_seeds}.")
     if flags_obj.model != "deep_capsnet":
         raise ValueError("the vanishing study needs --model=deep_capsnet.")
     keras.utils.set_random_seed(flags_obj.seed)
@@ -297,6 +339,9 @@ def run(flags_obj, datasets_override=None):
         row["backbone"] = "grafted"
         rows_b.append(row)
 
+    rows_c = collapse_rates(flags_obj, datasets, target, pruned) if flags_obj.collapse_seeds \
+        else []
+
     curves = {f"I={r['num_intermediate']} PR={r['pr']:g}": r["dead_history"] for r in rows_b
               if r["dead_history"] and None not in r["dead_history"]}
     if curves:
@@ -350,9 +395,21 @@ def run(flags_obj, datasets_override=None):
         "Dead capsule: |mean capsule output| <= 0.01 over "
         f"{flags_obj.dead_batches} test batches. Heatmaps: heatmaps/<run>/.\n"
     )
+    if rows_c:
+        table_c = markdown_table(rows_c, [
+            ("num_capsules", "C", "d"), ("seeds", "seeds", "d"),
+            ("collapsed", "collapsed", "d"), ("mean_accuracy", "mean best test acc", ".4f"),
+            ("accuracies", "best test acc per seed", "s"),
+            ("mean_dead_last", "mean dead % (last IntermediateCaps)", ".1f")])
+        text += (
+            f"\n## (c) collapse rate at I = {target}\n\nThe same depth trained from scratch "
+            f"with seeds 0..{flags_obj.collapse_seeds - 1} (initialisation and data order) for "
+            "each width C (backbone unchanged); collapsed: best test acc <= "
+            f"{flags_obj.collapse_accuracy}. Fewer capsule types is what pruning gives the "
+            f"capsule layers.\n\n{table_c}\n")
     summary = {"preset": flags_obj.preset, "dataset": flags_obj.dataset,
                "ratios": rows_a, "depth": rows_b, "collapse_depth": collapse,
-               "recovery_depth": target, "init": init,
+               "recovery_depth": target, "init": init, "collapse_rate": rows_c,
                "base_undertrained": bool(warning)}
     return write_study(out, text, summary)
 
