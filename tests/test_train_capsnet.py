@@ -260,3 +260,21 @@ def test_validation_examples_read_no_test_split(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load_arrays", fake_load_arrays)
     train_capsnet.load_datasets(_flags(tmp_path, validation_examples=8))
     assert asked == ["train"]
+
+
+def test_init_length_calibrates_a_fresh_model_only(tmp_path):
+    """--init_length scales the capsule layers of a fresh model to the target mean length on
+    training images (report in init_lengths.json); a resumed run keeps its checkpoint."""
+    fv = _flags(tmp_path, init_length=0.5, epochs=1, decoder="none")
+    train_capsnet.run(fv, datasets_override=(_data(), _data(16, 1)))
+    report = json.loads((tmp_path / "run" / "init_lengths.json").read_text())
+    assert set(report) == {"class_caps"}  # capsnet: PrimaryCaps is a conv, not routed
+    assert abs(report["class_caps"]["length_after"] - 0.5) <= 0.011
+    assert report["class_caps"]["length_before"] > 0.6  # the initializer saturates them
+    before = os.path.getmtime(tmp_path / "run" / "init_lengths.json")
+    train_capsnet.run(_flags(tmp_path, init_length=0.5, epochs=2, decoder="none"),
+                      datasets_override=(_data(), _data(16, 1)))  # resumes: no new calibration
+    assert os.path.getmtime(tmp_path / "run" / "init_lengths.json") == before
+    with pytest.raises(ValueError, match="init_length must lie in"):
+        train_capsnet.run(_flags(tmp_path, init_length=1.0),
+                          datasets_override=(_data(), _data(16, 1)))
