@@ -107,3 +107,8 @@ def test_vanishing_study_runs_end_to_end(tmp_path):
     with pytest.raises(ValueError, match="collapse_seeds must be >= 0"):
         vanishing_study.run(_flags(tmp_path, collapse_seeds=-1, init_std=0.5, preset="none"),
                             datasets_override=(_data(), _data(16, 1)))
+    with pytest.raises(ValueError, match="collapse_widths must all be >= 1"):  # before training
+        vanishing_study.run(_flags(tmp_path / "bad", collapse_seeds=1, collapse_widths=["0"],
+                                   init_std=0.5, preset="none"),
+                            datasets_override=(_data(), _data(16, 1)))
+    assert not (tmp_path / "bad" / "run").exists()

@@ -290,7 +290,8 @@ def report_markdown(flags_obj, prep, results, control=None, target=None):
              "acc": prep["base_accuracy"], "acc_ccm": prep["ccm_accuracy"]}]
     for r in ([] if control is None else [control]) + list(results):
         rows.append({
-            "model": "control (PR=0)" if r is control else f"PR={r['pruning_ratio']}", "params": r["params"], "flops": r["flops"],
+            "model": "control (PR=0)" if r is control else f"PR={r['pruning_ratio']}",
+            "params": r["params"], "flops": r["flops"],
             "acc_before": r["accuracy_before_retraining"], "acc": r["best_accuracy"],
             "params_pct": 100.0 * r["params"] / prep["base"]["params"],
             "flops_pct": 100.0 * r["flops"] / prep["base"]["flops"],
@@ -310,7 +311,8 @@ def report_markdown(flags_obj, prep, results, control=None, target=None):
                   else flags_obj.test_examples or "all")
     header = (f"# Channel pruning (paper 003)\n\n{flags_obj.dataset}, "
               f"{flags_obj.train_examples or 'all'} training / "
-              f"{split_size} {split} examples; base {flags_obj.epochs} epochs, CCM {flags_obj.ccm_epochs} "
+              f"{split_size} {split} examples; base {flags_obj.epochs} epochs, CCM "
+              f"{flags_obj.ccm_epochs} "
               f"epochs (alpha {flags_obj.ccm_alpha}), retraining {flags_obj.retrain_epochs} "
               f"epochs, class caps {flags_obj.class_caps}; CI over "
               f"{flags_obj.ci_batches or 'all'} batches of {flags_obj.ci_batch_size}. Accuracy "

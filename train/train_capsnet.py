@@ -171,13 +171,8 @@ def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
                                 source=flags_obj.data_source, max_examples=limit)
 
     held_out = getattr(flags_obj, "validation_examples", None)
-    if datasets_override:
-        datasets = datasets_override
-    elif held_out:
-        datasets = (split("train", flags_obj.train_examples), None)
-    else:
-        datasets = (split("train", flags_obj.train_examples),
-                    split("test", flags_obj.test_examples))
+    datasets = datasets_override or (split("train", flags_obj.train_examples),
+                                     None if held_out else split("test", flags_obj.test_examples))
     if held_out:
         datasets = validation_split(datasets[0], held_out)
     num_classes = num_classes or data.info(flags_obj.dataset).num_classes

@@ -215,8 +215,6 @@ def collapse_rates(flags_obj, datasets, depth, pruned):
         | {int(r["architecture"]["num_capsules"]) for r in pruned.values()}, reverse=True)
     rows = []
     for width in widths:
-        if width < 1:
-            raise ValueError(f"--collapse_widths must be >= 1, got {width}.")
         accuracies, dead_last = [], []
         for seed in range(int(flags_obj.collapse_seeds)):
             print(f"== (c) I = {depth}, C = {width}, seed {seed} ==", flush=True)
@@ -285,6 +283,8 @@ def run(flags_obj, datasets_override=None):
         raise ValueError("give at most one of --init_std and --init_gain.")
     if flags_obj.collapse_seeds < 0:
         raise ValueError(f"--collapse_seeds must be >= 0, got {flags_obj.collapse_seeds}.")
+    if any(int(c) < 1 for c in flags_obj.collapse_widths):
+        raise ValueError(f"--collapse_widths must all be >= 1, got {flags_obj.collapse_widths}.")
     if flags_obj.model != "deep_capsnet":
         raise ValueError("the vanishing study needs --model=deep_capsnet.")
     keras.utils.set_random_seed(flags_obj.seed)
