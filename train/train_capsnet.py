@@ -39,7 +39,10 @@ def define_flags():
                          "given --teacher must not have been trained on them).")
     flags.DEFINE_integer("augment_shift", 0, "Random shift augmentation in pixels (Sabour: 2).")
     # model
-    flags.DEFINE_enum("model", "capsnet", ["capsnet", "deep_capsnet"], "Model builder.")
+    flags.DEFINE_enum("model", "capsnet", ["capsnet", "deep_capsnet", "mcu_capsnet"],
+                      "Model builder (mcu_capsnet: the microcontroller family, see --mcu_size).")
+    flags.DEFINE_enum("mcu_size", "S", ["S", "M", "L"], "mcu_capsnet: size (S fits a 100 KB "
+                      "flatbuffer and a 64 KB TFLite Micro arena in int8).")
     flags.DEFINE_integer("conv_filters", 256, "capsnet: conv1 filters.")
     flags.DEFINE_integer("conv_kernel", 9, "capsnet: conv1 kernel size.")
     flags.DEFINE_integer("primary_capsules", 32, "capsnet: primary capsule types.")
@@ -138,9 +141,13 @@ def make_strategy(name):
 
 def build_model_from_flags(flags_obj, input_shape, num_classes):
     """The (uncompiled) model the flags describe."""
-    from keras_caps.models import capsnet, deep_capsnet
+    from keras_caps.models import capsnet, deep_capsnet, mcu_capsnet
 
     decoder = None if flags_obj.decoder == "none" else flags_obj.decoder
+    if flags_obj.model == "mcu_capsnet":
+        return mcu_capsnet(getattr(flags_obj, "mcu_size", "S"), input_shape=input_shape,
+                           num_classes=num_classes, routings=flags_obj.routings,
+                           decoder=decoder)
     if flags_obj.model == "capsnet":
         return capsnet(
             input_shape=input_shape, num_classes=num_classes,

@@ -1,5 +1,6 @@
 """Model builders and sub-model views."""
 
+from keras_caps.models.baseline import cnn_baseline, cnn_like
 from keras_caps.models.capsnet import capsnet
 from keras_caps.models.deep_capsnet import deep_capsnet
 from keras_caps.models.heads import (
@@ -10,9 +11,18 @@ from keras_caps.models.heads import (
     has_decoder,
     image_input,
 )
+from keras_caps.models.mcu_capsnet import MCU_SIZES, mcu_capsnet
+from keras_caps.models.pretrained import pretrained, pretrained_card, pretrained_tflite
 
 __all__ = [
+    "MCU_SIZES",
+    "mcu_capsnet",
+    "pretrained",
+    "pretrained_card",
+    "pretrained_tflite",
     "capsnet",
+    "cnn_baseline",
+    "cnn_like",
     "capsule_model",
     "classifier",
     "deep_capsnet",

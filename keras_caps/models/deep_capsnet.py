@@ -25,6 +25,7 @@ def deep_capsnet(
     decoder=None,
     decoder_units=(512, 1024),
     intermediate_initializer="capsule",
+    weight_sharing=False,
     name=None,
 ):
     """Builds CapsNet[C, D, I] of "Mitigating vanishing activations in deep CapsNets".
@@ -50,6 +51,9 @@ def deep_capsnet(
         intermediate_initializer: kernel initializer of every IntermediateCaps: "capsule"
             (the library's, see `capsule_ops.capsule_initializer`) or any Keras initializer
             (e.g. a fixed-std TruncatedNormal to study vanishing activations).
+        weight_sharing: share the class-capsule transforms over positions (FasTrCaps Alg. 4):
+            a (C, J, D, class_dim) kernel instead of (H * W * C, J, D, class_dim). The
+            microcontroller family (`mcu_capsnet`) uses it.
     """
     if int(num_intermediate) < 0:
         raise ValueError(f"num_intermediate must be >= 0, got {num_intermediate}.")
@@ -92,6 +96,7 @@ def deep_capsnet(
             name=f"intermediate_caps_{k}",
         )(caps)  # (B, H, W, C, D)
     class_caps = DenseCapsule(
-        num_classes, class_dim, routings=routings, stop_gradient=stop_gradient, name="class_caps"
+        num_classes, class_dim, routings=routings, stop_gradient=stop_gradient,
+        weight_sharing=weight_sharing, name="class_caps",
     )(caps)  # (B, J, class_dim)
     return attach_heads(image, class_caps, decoder, decoder_units, name)

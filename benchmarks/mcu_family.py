@@ -1,0 +1,203 @@
+r"""Microcontroller CapsNets: params, FLOPs, int8 bytes, TFLite Micro arena and accuracy.
+
+    python -m benchmarks.mcu_family --sizes=S,M,L --epochs=0            # structure only
+    python -m benchmarks.mcu_family --sizes=S --epochs=15 --cnn \
+        --out=benchmarks/results/mcu_family                           # trained, with CNNs
+
+For each size of `keras_caps.models.mcu_capsnet` (and, with --cnn, the plain CNN with the same
+backbone, `keras_caps.models.cnn_like`): parameter count, forward FLOPs, and the int8 export
+(`tflite.export.convert`, calibrated on 200 training images): flatbuffer bytes, TFLite Micro
+arena, float ops left (tflite.audit). With --epochs > 0 each model is trained with the one
+recipe (Adam, cosine LR --learning_rate -> --lr_min, --augment_shift, --batch_size; CapsNets
+with the data-dependent capsule-length init, CNNs with cross-entropy) and evaluated on the
+evaluation split (the test split, or the last --validation_examples training images): float
+accuracy, and for the CapsNets int8 accuracy on LiteRT and in TFLite Micro over the whole split.
+Writes <out>/mcu_family.md and .json, and the trained models under <out>/<name>/ with --keep.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_list("sizes", ["S", "M", "L"], "mcu_capsnet sizes.")
+flags.DEFINE_integer("epochs", 0, "Training epochs per model (0: structure only).")
+flags.DEFINE_bool("cnn", False, "Also train the plain CNN with each size's backbone.")
+flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_float("learning_rate", 2e-3, "Peak LR of the cosine schedule.")
+flags.DEFINE_float("lr_min", 1e-5, "Final LR of the cosine schedule.")
+flags.DEFINE_integer("augment_shift", 2, "Random shift augmentation (pixels).")
+flags.DEFINE_float("init_length", 0.5, "CapsNets: data-dependent capsule-length init (0: off).")
+flags.DEFINE_string("dataset", "fashion_mnist", "Dataset.")
+flags.DEFINE_integer("train_examples", None, "First N training images.")
+flags.DEFINE_integer("validation_examples", None,
+                     "Evaluate on the last N training images instead of the test split.")
+flags.DEFINE_integer("tflm_examples", None, "TFLite Micro evaluation images (default: all).")
+flags.DEFINE_integer("seed", 0, "Seed.")
+flags.DEFINE_string("out", None, "Output folder (default: print only).")
+flags.DEFINE_bool("keep", False, "Keep each trained model under <out>/<name>/.")
+
+FLAGS = flags.FLAGS
+
+
+def _scaled(images):
+    x = np.asarray(images, np.float32)
+    return x / 255.0 if np.asarray(images).dtype == np.uint8 else x
+
+
+def int8_measurements(model, train_images):
+    """{"flatbuffer", "bytes", "arena_bytes", "float_ops"} of the int8 export of `model`."""
+    from tflite.audit import audit
+    from tflite.evaluate import tflm_arena_bytes
+    from tflite.export import convert
+
+    flatbuffer = convert(model, "int8", train_images)
+    report = audit(flatbuffer, int8=True)
+    return {"flatbuffer": flatbuffer, "bytes": len(flatbuffer),
+            "arena_bytes": tflm_arena_bytes(flatbuffer), "audit_ok": report.ok,
+            "audit_problems": len(report.problems)}
+
+
+def tflm_accuracy(flatbuffer, images, labels, arena_bytes):
+    """Top-1 accuracy of the int8 flatbuffer computed by TFLite Micro, one image at a time."""
+    from tflite.evaluate import _litert, quantize_input, tflm_interpreter
+
+    detail = _litert(flatbuffer).get_input_details()[0]
+    micro = tflm_interpreter(flatbuffer, arena_bytes + 4096)
+    x = quantize_input(images, detail)
+    hits = 0
+    for xi, yi in zip(x, labels):
+        micro.set_input(xi[None], 0)
+        micro.invoke()
+        hits += int(np.argmax(micro.get_output(0)[0]) == yi)
+    return hits / max(len(x), 1)
+
+
+def _optimizer(num_examples):
+    from keras_caps import schedules
+
+    policy = schedules.FixedBatch(FLAGS.batch_size)
+    schedule = schedules.schedule_for_run("cosine", num_examples, FLAGS.epochs, policy,
+                                          lr=FLAGS.learning_rate, lr_min=FLAGS.lr_min)
+    return schedules.make_optimizer("adam", schedule), policy
+
+
+def train_capsnet(size, train, evaluation, model_dir):
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.training import compile_capsnet, fit_capsnet
+    from keras_caps.training.length_init import calibrate_capsule_lengths
+
+    def build():
+        model = mcu_capsnet(size, input_shape=train[0].shape[1:])
+        if FLAGS.init_length:
+            calibrate_capsule_lengths(model, train[0], target_length=FLAGS.init_length)
+        optimizer, _ = _optimizer(len(train[0]))
+        return compile_capsnet(model, optimizer)
+
+    _, policy = _optimizer(len(train[0]))
+    metrics = fit_capsnet(build, train, evaluation, model_dir, FLAGS.epochs,
+                          batch_policy=policy, augment_shift=FLAGS.augment_shift,
+                          seed=FLAGS.seed, verbose=2)
+    import keras
+
+    return keras.saving.load_model(metrics["model_path"]), metrics
+
+
+def train_cnn(size, train, evaluation):
+
+    from keras_caps import data as data_lib
+    from keras_caps.models import cnn_like
+
+    model = cnn_like(size, input_shape=train[0].shape[1:])
+    optimizer, _ = _optimizer(len(train[0]))
+    model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
+    train_ds = data_lib.make_dataset(*train, batch_size=FLAGS.batch_size, shuffle=True,
+                                     augment_shift=FLAGS.augment_shift, seed=FLAGS.seed,
+                                     num_classes=10)
+    start = time.perf_counter()
+    model.fit(train_ds, epochs=FLAGS.epochs, verbose=2)
+    seconds = time.perf_counter() - start
+    probs = model.predict(_scaled(evaluation[0]), batch_size=256, verbose=0)
+    return model, {"accuracy": float(np.mean(np.argmax(probs, -1) == evaluation[1])),
+                   "train_time_s": seconds, "epochs": FLAGS.epochs}
+
+
+def main(_):
+    import keras
+
+    from keras_caps import data
+    from keras_caps.analysis.convergence import markdown_table
+    from keras_caps.analysis.flops import total_flops
+    from keras_caps.io_utils import write_study
+    from keras_caps.models import cnn_like, mcu_capsnet
+    from tflite.evaluate import accuracy as litert_accuracy
+    from tflite.evaluate import keras_accuracy
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    train = data.load_arrays(FLAGS.dataset, "train", max_examples=FLAGS.train_examples)
+    if FLAGS.validation_examples:
+        cut = len(train[0]) - FLAGS.validation_examples
+        train, evaluation = (train[0][:cut], train[1][:cut]), (train[0][cut:], train[1][cut:])
+        split = f"validation (last {FLAGS.validation_examples} training images)"
+    else:
+        evaluation = data.load_arrays(FLAGS.dataset, "test")
+        split = "test"
+    shape = train[0].shape[1:]
+    rows = []
+    for size in FLAGS.sizes:
+        for kind in ("capsnet", "cnn") if FLAGS.cnn else ("capsnet",):
+            name = f"mcu_capsnet {size}" if kind == "capsnet" else f"CNN, {size} backbone"
+            model_dir = os.path.join(FLAGS.out or "/tmp/mcu_family", f"{kind}_{size}")
+            model = (mcu_capsnet(size, input_shape=shape) if kind == "capsnet"
+                     else cnn_like(size, input_shape=shape))
+            row = {"name": name, "params": int(model.count_params()),
+                   "flops": int(total_flops(model)) if kind == "capsnet" else None}
+            if FLAGS.epochs:
+                if kind == "capsnet":
+                    model, metrics = train_capsnet(size, train, evaluation, model_dir)
+                    row["float_acc"] = keras_accuracy(model, *evaluation)
+                else:
+                    model, metrics = train_cnn(size, train, evaluation)
+                    row["float_acc"] = metrics["accuracy"]
+                row["train_time_s"] = metrics["train_time_s"]
+                row["epochs"] = metrics["epochs"]
+            if kind == "capsnet":
+                m = int8_measurements(model, train[0])
+                row.update({k: v for k, v in m.items() if k != "flatbuffer"})
+                if FLAGS.epochs:
+                    row["int8_litert_acc"] = litert_accuracy(m["flatbuffer"], *evaluation)
+                    n = FLAGS.tflm_examples or len(evaluation[0])
+                    row["int8_tflm_acc"] = tflm_accuracy(
+                        m["flatbuffer"], evaluation[0][:n], evaluation[1][:n], m["arena_bytes"])
+                    row["tflm_examples"] = n
+                if FLAGS.out and FLAGS.keep:
+                    from keras_caps.io_utils import write_bytes
+
+                    write_bytes(os.path.join(model_dir, "model_int8.tflite"), m["flatbuffer"])
+            print(row, flush=True)
+            rows.append(row)
+    header = (f"Microcontroller CapsNets on {FLAGS.dataset}: {len(train[0])} training images, "
+              f"evaluated on {split}; epochs {FLAGS.epochs}, batch {FLAGS.batch_size}, Adam "
+              f"cosine {FLAGS.learning_rate:g} -> {FLAGS.lr_min:g}, shift {FLAGS.augment_shift}, "
+              f"init_length {FLAGS.init_length:g} (CapsNets).\n\n")
+    table = markdown_table(rows, [
+        ("name", "model", "s"), ("params", "params", ",d"), ("flops", "FLOPs", ",d"),
+        ("bytes", "int8 bytes", ",d"), ("arena_bytes", "TFLM arena", ",d"),
+        ("audit_ok", "int8-only", "") , ("float_acc", "float acc", ".4f"),
+        ("int8_litert_acc", "int8 LiteRT acc", ".4f"), ("int8_tflm_acc", "int8 TFLM acc", ".4f"),
+        ("train_time_s", "train s", ".0f"),
+    ])
+    summary = {"rows": rows, "split": split, "flags": {k: FLAGS[k].value for k in (
+        "sizes", "epochs", "cnn", "batch_size", "learning_rate", "lr_min", "augment_shift",
+        "init_length", "dataset", "train_examples", "validation_examples", "seed")}}
+    if FLAGS.out:
+        write_study(FLAGS.out, header + table + "\n", summary, stem="mcu_family")
+    else:
+        print(header + table)
+
+
+if __name__ == "__main__":
+    app.run(main)

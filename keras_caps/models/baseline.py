@@ -1,0 +1,65 @@
+"""A plain CNN with the backbone of a CapsNet: the honest comparison at the same budget.
+
+`cnn_baseline` keeps a CapsNet's conv + BatchNorm + ReLU backbone and its primary-capsule
+convolution (as a plain conv + BN + ReLU with the same filters, kernel and stride), then global
+average pooling and a softmax dense layer in place of the capsules. Trained with the same data,
+augmentation, optimizer, LR schedule, batch size and epochs (`benchmarks/mcu_family.py`), it
+shows what the capsule head buys at a given parameter count.
+
+Example:
+    >>> from keras_caps.models import cnn_baseline
+    >>> model = cnn_baseline((16, 32, 64), (1, 2, 2), head_filters=64)
+    >>> model.output.shape
+    (None, 10)
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def cnn_baseline(backbone_filters=(16, 32, 64), backbone_strides=(1, 2, 2), head_filters=64,
+                 head_kernel=3, head_strides=2, input_shape=(28, 28, 1), num_classes=10,
+                 name="cnn_baseline"):
+    """Builds image (B, H, W, C) -> class probabilities (B, num_classes).
+
+    Args:
+        backbone_filters, backbone_strides: the 3x3 conv + BN + ReLU blocks (as in
+            `deep_capsnet`).
+        head_filters, head_kernel, head_strides: the last conv block, in the place (and with
+            the channels C x D) of the CapsNet's primary capsules; "valid" padding like them.
+        input_shape, num_classes: data shape and class count.
+    Returns:
+        An uncompiled `keras.Model`; compile it with a cross-entropy loss.
+    """
+    if len(backbone_filters) != len(backbone_strides):
+        raise ValueError(
+            f"backbone_filters {tuple(backbone_filters)} and backbone_strides "
+            f"{tuple(backbone_strides)} must have the same length."
+        )
+    image = keras.Input(shape=tuple(input_shape), name="image")
+    x = image
+    blocks = [(f, 3, s, "same") for f, s in zip(backbone_filters, backbone_strides)]
+    blocks.append((head_filters, head_kernel, head_strides, "valid"))
+    for i, (filters, kernel, stride, padding) in enumerate(blocks, start=1):
+        x = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding,
+                                kernel_initializer="he_normal", name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)  # (B, head_filters)
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(image, probs, name=name)
+
+
+def cnn_like(size, input_shape=(28, 28, 1), num_classes=10):
+    """The `cnn_baseline` with the backbone and primary-conv channels of `mcu_capsnet(size)`."""
+    from keras_caps.models.mcu_capsnet import MCU_SIZES
+
+    spec = MCU_SIZES[str(size).upper()]
+    return cnn_baseline(spec["backbone_filters"], spec["backbone_strides"],
+                        head_filters=spec["num_capsules"] * spec["capsule_dim"],
+                        input_shape=input_shape, num_classes=num_classes,
+                        name=f"cnn_like_{str(size).upper()}")
+
+
+__all__ = ["cnn_baseline", "cnn_like"]

@@ -1,0 +1,95 @@
+"""Reference models shipped with the package: load with one call, safe_mode on.
+
+Each reference model is a folder of files in `keras_caps/pretrained_models/`:
+    <name>.keras          the trained model (no optimizer state), loadable with safe_mode
+    <name>_int8.tflite    its int8 TFLite export (what a microcontroller runs), if any
+    <name>.json           the model card: data, recipe, the command that reproduces it,
+                          float / int8 LiteRT / int8 TFLite Micro test accuracy, bytes, arena
+
+Example:
+    >>> from keras_caps.models import pretrained, pretrained_card
+    >>> model = pretrained("fashion_mnist_mcu_s")          # a keras.Model
+    >>> card = pretrained_card("fashion_mnist_mcu_s")
+    >>> card["accuracy"]["int8_tflm"]                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import importlib_resources
+
+_PACKAGE = "keras_caps.pretrained_models"
+
+
+def _folder():
+    return importlib_resources.files(_PACKAGE)
+
+
+def available():
+    """Names of the shipped reference models (those with a model card)."""
+    return sorted(p.name[: -len(".json")] for p in _folder().iterdir()
+                  if p.name.endswith(".json"))
+
+
+def _path(name, suffix):
+    names = available()
+    if name not in names:
+        raise ValueError(f"no reference model {name!r}; shipped models: {names}.")
+    path = _folder() / f"{name}{suffix}"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"reference model {name!r} is missing its file {path.name}: the installation is "
+            "incomplete; reinstall keras-caps."
+        )
+    return path
+
+
+def pretrained_card(name):
+    """The model card of reference model `name` as a dict (see the module docstring)."""
+    return json.loads(_path(name, ".json").read_text())
+
+
+def pretrained(name, compile=False):
+    """Loads reference model `name` (a `keras.Model`) with `safe_mode=True`.
+
+    Args:
+        name: one of `available()`, e.g. "fashion_mnist_mcu_s".
+        compile: also compile it with the margin loss (for `evaluate` / fine-tuning).
+    """
+    import keras
+
+    import keras_caps  # noqa: F401  (registers the layers)
+
+    with importlib_resources.as_file(_path(name, ".keras")) as path:
+        model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
+    if compile:
+        from keras_caps.training import compile_capsnet
+
+        compile_capsnet(model)
+    return model
+
+
+def pretrained_tflite(name):
+    """The int8 flatbuffer (bytes) of reference model `name`."""
+    return _path(name, "_int8.tflite").read_bytes()
+
+
+def write_reference(model, name, card, int8_flatbuffer=None, folder=None):
+    """Writes a reference model's files (the model without optimizer state, its card and
+    int8 flatbuffer) into `folder` (default: the package's pretrained_models/)."""
+    import keras
+
+    from keras_caps.io_utils import save_model, write_bytes, write_json
+
+    folder = folder or os.fspath(_folder())
+    bare = keras.models.clone_model(model)  # uncompiled: no optimizer state in the file
+    bare.set_weights(model.get_weights())
+    save_model(bare, os.path.join(folder, f"{name}.keras"))
+    if int8_flatbuffer is not None:
+        write_bytes(os.path.join(folder, f"{name}_int8.tflite"), int8_flatbuffer)
+    write_json(os.path.join(folder, f"{name}.json"), card)
+
+
+__all__ = ["available", "pretrained", "pretrained_card", "pretrained_tflite", "write_reference"]

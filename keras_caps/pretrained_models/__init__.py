@@ -1,0 +1,1 @@
+"""Reference model files (see keras_caps.models.pretrained)."""
