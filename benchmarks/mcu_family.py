@@ -24,6 +24,8 @@ import numpy as np
 from absl import app, flags
 
 flags.DEFINE_list("sizes", ["S", "M", "L"], "mcu_capsnet sizes.")
+flags.DEFINE_list("variants", [], "Structure variants to measure too (untrained unless "
+                  "--epochs), any of the names in VARIANTS.")
 flags.DEFINE_integer("epochs", 0, "Training epochs per model (0: structure only).")
 flags.DEFINE_bool("cnn", False, "Also train the plain CNN with each size's backbone.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
@@ -41,6 +43,24 @@ flags.DEFINE_string("out", None, "Output folder (default: print only).")
 flags.DEFINE_bool("keep", False, "Keep each trained model under <out>/<name>/.")
 
 FLAGS = flags.FLAGS
+
+#: Structure variants the S size was chosen from: mcu_capsnet("S", **overrides). The primary
+#: grid (3 x 3 after a stride-2 primary conv on the 7 x 7 map, 5 x 5 with stride 1 or after a
+#: stride-1 last block) sets N and with it the routing tensors that dominate the arena.
+VARIANTS = {
+    "16-32-32 grid5": dict(backbone_filters=(16, 32, 32), primary_strides=1),
+    "16-32-64 grid5": dict(primary_strides=1),
+    "16-32-32-64 grid5": dict(backbone_filters=(16, 32, 32, 64),
+                              backbone_strides=(1, 2, 1, 2), primary_strides=1),
+    "16-32-32 grid6 (last block stride 1)": dict(backbone_filters=(16, 32, 32),
+                                                 backbone_strides=(1, 2, 1)),
+    "16-32-32 grid3": dict(backbone_filters=(16, 32, 32)),
+    "16-32-64 grid3 (= S)": dict(),
+    "16-32-48-64 grid3": dict(backbone_filters=(16, 32, 48, 64),
+                              backbone_strides=(1, 2, 1, 2)),
+    "16-32-64-64 grid3 C=16": dict(backbone_filters=(16, 32, 64, 64),
+                                    backbone_strides=(1, 2, 1, 2), num_capsules=16),
+}
 
 
 def _scaled(images):
@@ -147,6 +167,15 @@ def main(_):
         split = "test"
     shape = train[0].shape[1:]
     rows = []
+    for variant in FLAGS.variants:
+        model = mcu_capsnet("S", input_shape=shape, **VARIANTS[variant])
+        row = {"name": f"variant {variant}", "params": int(model.count_params()),
+               "flops": int(total_flops(model)),
+               "grid": "x".join(str(d) for d in model.get_layer("primary_caps").output[0].shape[1:4])}
+        m = int8_measurements(model, train[0])
+        row.update({k: v for k, v in m.items() if k != "flatbuffer"})
+        print(row, flush=True)
+        rows.append(row)
     for size in FLAGS.sizes:
         for kind in ("capsnet", "cnn") if FLAGS.cnn else ("capsnet",):
             name = f"mcu_capsnet {size}" if kind == "capsnet" else f"CNN, {size} backbone"
@@ -154,7 +183,10 @@ def main(_):
             model = (mcu_capsnet(size, input_shape=shape) if kind == "capsnet"
                      else cnn_like(size, input_shape=shape))
             row = {"name": name, "params": int(model.count_params()),
-                   "flops": int(total_flops(model)) if kind == "capsnet" else None}
+                   "flops": int(total_flops(model))}
+            if kind == "capsnet":
+                row["grid"] = "x".join(
+                    str(d) for d in model.get_layer("primary_caps").output[0].shape[1:4])
             if FLAGS.epochs:
                 if kind == "capsnet":
                     model, metrics = train_capsnet(size, train, evaluation, model_dir)
@@ -184,14 +216,15 @@ def main(_):
               f"cosine {FLAGS.learning_rate:g} -> {FLAGS.lr_min:g}, shift {FLAGS.augment_shift}, "
               f"init_length {FLAGS.init_length:g} (CapsNets).\n\n")
     table = markdown_table(rows, [
-        ("name", "model", "s"), ("params", "params", ",d"), ("flops", "FLOPs", ",d"),
+        ("name", "model", "s"), ("grid", "capsule grid H x W x C", "s"),
+        ("params", "params", ",d"), ("flops", "FLOPs", ",d"),
         ("bytes", "int8 bytes", ",d"), ("arena_bytes", "TFLM arena", ",d"),
         ("audit_ok", "int8-only", "") , ("float_acc", "float acc", ".4f"),
         ("int8_litert_acc", "int8 LiteRT acc", ".4f"), ("int8_tflm_acc", "int8 TFLM acc", ".4f"),
         ("train_time_s", "train s", ".0f"),
     ])
     summary = {"rows": rows, "split": split, "flags": {k: FLAGS[k].value for k in (
-        "sizes", "epochs", "cnn", "batch_size", "learning_rate", "lr_min", "augment_shift",
+        "sizes", "variants", "epochs", "cnn", "batch_size", "learning_rate", "lr_min", "augment_shift",
         "init_length", "dataset", "train_examples", "validation_examples", "seed")}}
     if FLAGS.out:
         write_study(FLAGS.out, header + table + "\n", summary, stem="mcu_family")

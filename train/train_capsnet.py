@@ -1,8 +1,21 @@
-r"""Trains a CapsNet (Sabour) or deep CapsNet (paper 003) on an image dataset.
+r"""Trains a CapsNet (Sabour), deep CapsNet (paper 003) or microcontroller CapsNet.
 
 Example (quick, 2 CPU cores):
     python -m train.train_capsnet --dataset=fashion_mnist --model_dir=runs/small \
         --conv_filters=64 --primary_capsules=8 --epochs=3 --train_examples=10000
+    python -m train.train_capsnet --model_dir=runs/mcu_s --preset=cpu_mcu
+
+The default recipe (chosen by `benchmarks/recipe_ablation.py`, BENCHMARKS.md "Training
+recipe"): Adam with a cosine LR from --learning_rate to --lr_min, random shifts of 2 pixels,
+and the data-dependent capsule-length init of a fresh model (--init_length=0.5; 0 turns it
+off). The recipe before 2026-12-03 is `--lr_policy=fixed --lr_min=1e-4 --augment_shift=0
+--init_length=0`.
+
+Presets (--preset; explicit flags win):
+    quick:    the S microcontroller CapsNet, 3 epochs on 20,000 images (minutes on 2 cores).
+    cpu_mcu:  the S microcontroller CapsNet to convergence, 15 epochs on all images.
+    cpu:      the M microcontroller CapsNet (a teacher), 15 epochs on all images.
+    full:     Sabour's CapsNet with the full decoder, 30 epochs (paper scale, for a GPU).
 
 Outputs under --model_dir: checkpoints/ (an interrupted run resumes from its last epoch),
 logs/ (TensorBoard), history.csv, metrics.json, best.keras and model.keras.
@@ -19,6 +32,17 @@ from absl import app, flags
 from keras_caps.schedules import LR_POLICIES
 
 FLAGS = flags.FLAGS
+
+_MCU = dict(model="mcu_capsnet", decoder="none", batch_size=64, lr_policy="cosine",
+            lr_min=1e-5, augment_shift=2, init_length=0.5)
+PRESETS = {
+    "quick": dict(_MCU, mcu_size="S", epochs=3, train_examples=20000, test_examples=2000),
+    "cpu_mcu": dict(_MCU, mcu_size="S", epochs=15, train_examples=None, test_examples=None),
+    "cpu": dict(_MCU, mcu_size="M", epochs=15, train_examples=None, test_examples=None),
+    "full": dict(model="capsnet", conv_filters=256, primary_capsules=32, primary_dim=8,
+                 class_dim=16, decoder="full", epochs=30, batch_size=64, lr_policy="cosine",
+                 lr_min=1e-5, augment_shift=2, init_length=0.5),
+}
 
 
 def define_flags():
@@ -37,7 +61,8 @@ def define_flags():
                          "Hold out the last N training examples and evaluate on them instead of "
                          "the test split (for tuning; the test split is then not read; a "
                          "given --teacher must not have been trained on them).")
-    flags.DEFINE_integer("augment_shift", 0, "Random shift augmentation in pixels (Sabour: 2).")
+    flags.DEFINE_integer("augment_shift", 2, "Random shift augmentation in pixels (Sabour: 2; "
+                         "0: none).")
     # model
     flags.DEFINE_enum("model", "capsnet", ["capsnet", "deep_capsnet", "mcu_capsnet"],
                       "Model builder (mcu_capsnet: the microcontroller family, see --mcu_size).")
@@ -55,7 +80,7 @@ def define_flags():
     flags.DEFINE_integer("class_dim", 16, "Class capsule dimension.")
     flags.DEFINE_integer("routings", 3, "Routing iterations.")
     flags.DEFINE_enum("decoder", "full", ["full", "reduced", "none"], "Reconstruction decoder.")
-    flags.DEFINE_float("init_length", 0.0,
+    flags.DEFINE_float("init_length", 0.5,
                        "Data-dependent init of a fresh model: scale every capsule layer's "
                        "kernel (input to output) so its mean capsule length on 256 training "
                        "images is this, e.g. 0.5 (keras_caps.training.length_init); 0 keeps "
@@ -68,8 +93,8 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 64, "Batch size (batch_policy=fixed).")
     flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd", "adagrad", "rmsprop"], "Optimizer.")
     flags.DEFINE_float("learning_rate", 1e-3, "Learning rate (the maximum for cyclic policies).")
-    flags.DEFINE_enum("lr_policy", "fixed", list(LR_POLICIES), "Learning-rate policy.")
-    flags.DEFINE_float("lr_min", 1e-4, "Minimum LR of one_cycle / warm_restarts / cosine / "
+    flags.DEFINE_enum("lr_policy", "cosine", list(LR_POLICIES), "Learning-rate policy.")
+    flags.DEFINE_float("lr_min", 1e-5, "Minimum LR of one_cycle / warm_restarts / cosine / "
                        "triangular / warmadabatch; final LR of polynomial.")
     flags.DEFINE_float("lr_decay_rate", 0.96, "exponential: decay rate.")
     flags.DEFINE_integer("lr_decay_steps", 2000, "exponential: steps per decay.")
@@ -228,8 +253,10 @@ def lr_schedule_from_flags(flags_obj, num_examples, batch_policy):
     from keras_caps import schedules
 
     policy = flags_obj.lr_policy
-    if flags_obj.batch_policy == "warmadabatch" and policy == "fixed":
-        policy = "warmadabatch"  # WarmAdaBatch is a joint batch + LR policy
+    if flags_obj.batch_policy == "warmadabatch" and policy in ("fixed", "cosine"):
+        # WarmAdaBatch is a joint batch + LR policy (its LR is two cosine cycles): the
+        # default cosine policy, or fixed, means "the policy's own LR"
+        policy = "warmadabatch"
     return schedules.schedule_for_run(
         policy, num_examples, flags_obj.epochs, batch_policy, lr=flags_obj.learning_rate,
         lr_min=flags_obj.lr_min, decay_rate=flags_obj.lr_decay_rate,
@@ -295,6 +322,7 @@ def run(flags_obj, datasets_override=None):
 
 
 def main(_):
+    apply_preset(FLAGS, PRESETS)
     metrics = run(FLAGS)
     summary = {k: v for k, v in metrics.items() if k != "history"}
     print(json.dumps(summary, indent=2))
