@@ -70,6 +70,19 @@ def test_too_small_images_fail_before_anything_is_written(tmp_path, shapes):
         train_capsnet.data_options(types.SimpleNamespace(grayscale=True, channels=3))
 
 
+def test_preprocessing_flags_apply_to_loaded_data_only(tmp_path, shapes):
+    fl = _flags(train_capsnet.define_flags, tmp_path, dataset=f"folder:{shapes}",
+                balance="undersample", denoise="gaussian", remove_constant_features=True)
+    (x, y), (xt, yt) = train_capsnet.load_datasets(fl)
+    assert x.shape[1:] == (24, 24, 1) and len(set(np.bincount(y).tolist())) == 1
+    raw, _ = train_capsnet.load_datasets(_flags(train_capsnet.define_flags, tmp_path,
+                                                dataset=f"folder:{shapes}"))[0]
+    assert xt.shape[1:] == x.shape[1:] and x.std() < raw.std()  # denoised (smoother)
+    override = ((x[:5], y[:5]), (xt, yt))
+    (xo, yo), _ = train_capsnet.load_datasets(fl, override)
+    assert xo is override[0][0]  # an override is taken as prepared: not denoised twice
+
+
 # ----------------------------------------------------------------------------- mismatches
 
 

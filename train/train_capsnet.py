@@ -255,7 +255,7 @@ def preprocess(flags_obj, datasets):
 def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
     """((train images, labels), (test images, labels)) from the flags (or the override),
     with every label checked to lie in [0, num_classes) (default: the dataset's classes),
-    then the flags' preprocessing (`preprocess`).
+    then, for loaded data (not an override), the flags' preprocessing (`preprocess`).
 
     Any --dataset spelling (keras_caps.data_sources), resized / converted by --image_size,
     --grayscale / --channels. `hint` ends the error message (e.g. "; set --num_classes").
@@ -280,7 +280,8 @@ def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
                 f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
                 f"[{labels.min()}, {labels.max()}]{hint}."
             )
-    return preprocess(flags_obj, datasets)
+    # an override is taken as prepared (the pipeline passes its preprocessed arrays on)
+    return datasets if datasets_override else preprocess(flags_obj, datasets)
 
 
 def validation_split(train, num_examples):
