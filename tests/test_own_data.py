@@ -13,7 +13,7 @@ from keras_caps.models import capsnet, deep_capsnet
 from keras_caps.models.compat import InputSizeError, ModelDataMismatch, check_model_data
 from tests.data_fixtures import write_folder, write_npz
 from tests.flag_utils import flag_defaults
-from train import finetune, pipeline, quantize, train_capsnet
+from train import distill, finetune, pipeline, prune, quantize, train_capsnet
 
 CLASSES = ("circle", "square", "triangle")
 TINY = dict(conv_filters=8, conv_kernel=3, primary_capsules=4, primary_dim=4, primary_kernel=3,
@@ -103,6 +103,17 @@ def test_saved_model_that_does_not_match_the_data(tmp_path, shapes):
     with pytest.raises(ModelDataMismatch, match=r"--pretrained .*m.keras does not match "
                                                 r"--dataset=folder:.*20x20x1"):
         finetune.run(fl)
+    df = _flags(distill.define_flags, tmp_path, dataset=f"npz:{write_npz(tmp_path / 'd.npz')}",
+                teacher=path)
+    with pytest.raises(ModelDataMismatch, match=r"--teacher .*24x24x1 but the data's are "
+                                                r"12x12x1"):
+        distill.run(df)
+    pf = _flags(prune.define_flags, tmp_path, dataset=f"folder:{shapes}", grayscale=False,
+                channels=3, base_model=path)
+    with pytest.raises(ModelDataMismatch, match=r"--base_model .*24x24x1 but the data's are "
+                                                r"24x24x3.*--grayscale"):
+        prune.run(pf)
+    assert not os.path.exists(tmp_path / "run")
     qf = _flags(quantize.define_flags, tmp_path, dataset=f"folder:{shapes}", image_size="20",
                 model_path=path, output_dir=str(tmp_path / "q"), search_split="test[:6]",
                 test_split="test[6:]", calibration_batches=1, preset="none")
