@@ -49,6 +49,8 @@ class DatasetInfo:
         splits: split names that exist.
         idx_files: {split: (images file, labels file)} for datasets distributed as IDX files,
             else None. Names end in ".gz"; the same names without ".gz" are accepted too.
+        class_names: K names (the label id indexes them), or None when unknown.
+    For the other sources (any TFDS name, folder:PATH, npz:PATH) see `keras_caps.data_sources`.
     """
 
     name: str
@@ -56,6 +58,7 @@ class DatasetInfo:
     num_classes: int
     splits: tuple = ("train", "test")
     idx_files: dict | None = None
+    class_names: tuple | None = None
 
 
 IDX_FILES = {
@@ -76,11 +79,23 @@ NORMALIZATIONS = ("unit", "symmetric")
 _DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
 
-def info(name):
-    """The DatasetInfo of `name`; ValueError listing the supported names for any other name."""
+def _builtin(name):
+    """The DatasetInfo of a built-in name; ValueError listing them for any other name."""
     if name not in SUPPORTED:
         raise ValueError(f"unknown dataset {name!r}; supported datasets: {sorted(SUPPORTED)}.")
     return SUPPORTED[name]
+
+
+def info(name, image_size=None, channels=None, data_dir=None):
+    """The DatasetInfo of any dataset spelling (see `keras_caps.data_sources`), with class names.
+
+    `image_size` (H, W) and `channels` (1 or 3) give the shape after `load_arrays` transforms.
+    """
+    from keras_caps import data_sources
+
+    if name in SUPPORTED:
+        return data_sources.builtin_info(SUPPORTED[name], image_size, channels)
+    return data_sources.describe(name, data_dir, image_size, channels)
 
 
 # ----------------------------------------------------------------------------- splits
@@ -216,8 +231,8 @@ def _find_file(folder, filename):
 
 def find_idx_files(name, split="train", data_dir=None):
     """(images path, labels path) of the first folder holding both files, or None."""
-    spec = parse_split(split, info(name).splits)
-    image_file, label_file = info(name).idx_files[spec.base]
+    spec = parse_split(split, _builtin(name).splits)
+    image_file, label_file = _builtin(name).idx_files[spec.base]
     for folder in idx_folders(name, data_dir):
         image_path, label_path = _find_file(folder, image_file), _find_file(folder, label_file)
         if image_path and label_path:
@@ -234,7 +249,7 @@ def load_idx(name, split="train", data_dir=None):
         DataSourceError: the dataset has no IDX form, or no folder holds the files.
         DataFormatError: corrupt files, count mismatch, wrong image shape, labels out of range.
     """
-    ds = info(name)
+    ds = _builtin(name)
     if not ds.idx_files:
         raise DataSourceError(
             f"{name} is not distributed as IDX files; load it with source='tfds' (or 'auto')."
@@ -295,7 +310,7 @@ def load_tfds(name, split="train", data_dir=None, download=False):
     """
     import tensorflow_datasets as tfds
 
-    info(name)
+    _builtin(name)
     ds = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=download)
     # Batched conversion: batch_size=-1 aborts under tfds.testing.mock_data.
     chunks = list(tfds.as_numpy(ds.batch(4096)))
@@ -331,7 +346,7 @@ def _first_line(err):
 
 
 def _no_source_message(name, split, data_dir, source, attempts):
-    ds = info(name)
+    ds = _builtin(name)
     looked = []
     if ds.idx_files and source in ("auto", "idx"):
         looked.append("IDX files in " + ", ".join(idx_folders(name, data_dir)))
@@ -364,11 +379,14 @@ def _no_source_message(name, split, data_dir, source, attempts):
 # ----------------------------------------------------------------------------- loading
 
 
-def load_arrays(name, split="train", data_dir=None, source="auto", max_examples=None):
+def load_arrays(name, split="train", data_dir=None, source="auto", max_examples=None,
+                image_size=None, channels=None, test_fraction=None):
     """Loads a split as numpy arrays.
 
     Args:
-        name: "mnist", "fashion_mnist", "cifar10" or "svhn_cropped".
+        name: "mnist", "fashion_mnist", "cifar10" or "svhn_cropped"; or any other spelling of
+            `keras_caps.data_sources` (a TFDS name, "folder:PATH", "npz:PATH"), which
+            `data_sources.resolve` loads (`source` is then ignored).
         split: "train", "test" (svhn_cropped also "extra"), optionally sliced TFDS-style:
             "train[:1000]", "train[1000:2000]", "test[:10%]".
         data_dir: folder with IDX files, or a TFDS data dir. None: Debian's dataset folders for
@@ -376,6 +394,11 @@ def load_arrays(name, split="train", data_dir=None, source="auto", max_examples=
         source: "auto" (IDX when the files exist, then prepared TFDS data, then a TFDS download),
             "idx" or "tfds" (prepared data, then a download).
         max_examples: keep only the first `max_examples` of the (sliced) split.
+        image_size: None, or (H, W) (or "H,W" / H) to resize to.
+        channels: None, 1 (grayscale) or 3 (RGB) to convert to.
+        test_fraction: for sources without a test split (a folder without test/, a TFDS
+            dataset without "test"): the seeded per-class fraction of train held out as "test"
+            (default `data_sources.DEFAULT_TEST_FRACTION`).
     Returns:
         images uint8 (N, H, W, C), labels int64 (N,).
     Raises:
@@ -383,7 +406,19 @@ def load_arrays(name, split="train", data_dir=None, source="auto", max_examples=
         DataSourceError: no source could provide the data (the message names the options).
         DataFormatError: the files found are corrupt or do not match the dataset.
     """
-    ds = info(name)
+    from keras_caps import data_sources
+
+    if name not in SUPPORTED:
+        if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(
+                max_examples, (int, np.integer)) or max_examples < 1):
+            raise ValueError(
+                f"max_examples must be a positive integer or None, got {max_examples!r}.")
+        images, labels, _ = data_sources.resolve(
+            name, split, data_dir, image_size, channels,
+            data_sources.DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction,
+            max_examples)
+        return images, labels
+    ds = _builtin(name)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
     parse_split(split, ds.splits)
@@ -436,7 +471,7 @@ def load_arrays(name, split="train", data_dir=None, source="auto", max_examples=
         )
     if max_examples is not None:
         images, labels = images[:max_examples], labels[:max_examples]
-    return images, labels
+    return data_sources.transform(images, image_size, channels), labels
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -688,11 +723,12 @@ def make_dataset(images, labels, batch_size, shuffle=False, augment_shift=0, see
 
 def load(name, split="train", batch_size=32, data_dir=None, source="auto", normalization="unit",
          max_examples=None, shuffle=None, augment_shift=0, seed=0, balance=None, denoise=None,
-         drop_remainder=False):
+         drop_remainder=False, image_size=None, channels=None, test_fraction=None):
     """load_arrays, then optional denoising and class balancing, then make_dataset.
 
     Args:
-        name, split, data_dir, source, max_examples: as in `load_arrays`.
+        name, split, data_dir, source, max_examples, image_size, channels, test_fraction: as
+            in `load_arrays` (any dataset spelling).
         batch_size, normalization, augment_shift, seed, drop_remainder: as in `make_dataset`.
         shuffle: None shuffles training splits only.
         balance: None, "oversample" or "undersample" (see `balance_classes`).
@@ -700,8 +736,9 @@ def load(name, split="train", batch_size=32, data_dir=None, source="auto", norma
     Returns:
         tf.data.Dataset of (x float32 (B, H, W, C), y one-hot float32 (B, K)).
     """
-    ds_info = info(name)
-    images, labels = load_arrays(name, split, data_dir, source, max_examples)
+    ds_info = info(name, image_size, channels, data_dir)
+    images, labels = load_arrays(name, split, data_dir, source, max_examples, image_size,
+                                 channels, test_fraction)
     if denoise:
         options = dict(denoise) if isinstance(denoise, dict) else {"method": denoise}
         images = _denoise(images, **options)

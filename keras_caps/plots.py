@@ -161,3 +161,66 @@ def plot_accuracy_vs_size(points, path, title="accuracy vs model size"):
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     return save_png(fig, path, plt)
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """Counts (K, K): row = true class, column = predicted class.
+
+    Args:
+        labels, predictions: (N,) integer class ids in [0, num_classes).
+    """
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    predictions = np.asarray(predictions, np.int64).reshape(-1)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"{labels.size} labels but {predictions.size} predictions.")
+    k = int(num_classes)
+    bad = (labels < 0) | (labels >= k) | (predictions < 0) | (predictions >= k)
+    if bad.any():
+        raise ValueError(f"class ids must lie in [0, {k}).")
+    return np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
+
+
+def plot_confusion_matrix(matrix, path, class_names=None, title="confusion matrix",
+                          normalize=True):
+    """A confusion matrix as a heatmap with the class names on both axes (PNG).
+
+    Args:
+        matrix: (K, K) counts, row = true class, column = predicted class (`confusion_matrix`).
+        path: PNG file to write.
+        class_names: K names (default "0" .. "K-1"); long names are shortened to 20 characters.
+        normalize: colour by the fraction of each true class (each row sums to 1); the cells
+            show the counts.
+    Returns:
+        `path`.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(f"matrix must be (K, K) with K >= 1, got shape {matrix.shape}.")
+    k = matrix.shape[0]
+    names = [str(n) for n in (class_names if class_names is not None else range(k))]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} class names for a {k}x{k} confusion matrix.")
+    names = [n if len(n) <= 20 else n[:19] + "…" for n in names]
+    rows = matrix.sum(axis=1, keepdims=True)
+    colour = matrix / np.maximum(rows, 1) if normalize else matrix
+    plt = pyplot()
+    side = min(max(4.0, 0.45 * k + 2.0), 30.0)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    im = ax.imshow(colour, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                 label="fraction of the true class" if normalize else "count")
+    ax.set_xticks(range(k), labels=names, rotation=45 if k > 3 else 0, ha="right" if k > 3
+                  else "center", fontsize="small")
+    ax.set_yticks(range(k), labels=names, fontsize="small")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center",
+                        fontsize="x-small", color="white" if colour[i, j] > 0.5 * (
+                            colour.max() or 1) else "black")
+    total = int(matrix.sum())
+    acc = float(np.trace(matrix)) / total if total else float("nan")
+    ax.set_title(f"{title} (accuracy {acc:.3f}, {total} images)")
+    return save_png(fig, path, plt)

@@ -4,11 +4,16 @@ r"""Evaluates TFLite CapsNets: accuracy, size, TFLite Micro arena, latency, Lite
     python -m tflite.evaluate --tflite=runs/demo/model_int8.tflite --dataset=fashion_mnist
     # a Keras model exported in every mode, side by side, as a markdown report
     python -m tflite.evaluate --model=runs/demo/model.keras --report=runs/demo/tflite_report.md
+    # your own data (the spelling of the train/ binaries, see keras_caps.data_sources)
+    python -m tflite.evaluate --tflite=runs/own/model_int8.tflite --dataset=folder:my_images \
+        --image_size=24 --grayscale
 
 Accuracy: LiteRT (`ai_edge_litert`) on a dataset split; the class is the argmax of the scores,
 so squared lengths rank like lengths. Latency: median and p90 of single-image invokes, with 1
 thread and with all threads. TFLite Micro: the same model in the `tflite-micro` Python
 interpreter, its outputs compared with LiteRT's, and the smallest arena it allocates in.
+Confusion matrix: a PNG with the dataset's class names (<tflite stem>_confusion.png, or
+confusion_<mode>.png next to the --report / --model), the counts in the JSON.
 """
 
 from __future__ import annotations
@@ -144,8 +149,17 @@ def compare_tflm_litert(flatbuffer, images, arena_size=None):
 
 
 def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=50, name="model"):
-    """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement."""
-    row = {"name": name, "bytes": len(flatbuffer), "accuracy": accuracy(flatbuffer, images, labels)}
+    """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement,
+    and "confusion_matrix" (K x K counts, row = true class, column = LiteRT's prediction)."""
+    from keras_caps.plots import confusion_matrix
+
+    scores = predict_litert(flatbuffer, images)
+    predictions = np.argmax(scores, -1)
+    truth = np.asarray(labels)[: len(predictions)]
+    row = {"name": name, "bytes": len(flatbuffer),
+           "accuracy": float(np.mean(predictions == truth))}
+    if scores.ndim == 2:
+        row["confusion_matrix"] = confusion_matrix(truth, predictions, scores.shape[-1]).tolist()
     row["latency_ms_1t"], row["latency_p90_ms_1t"] = latency_ms(
         flatbuffer, images[0], 1, latency_repeats)
     row["latency_ms_all"], row["latency_p90_ms_all"] = latency_ms(
@@ -210,16 +224,17 @@ def main(argv=None):
 
     import keras
 
-    from keras_caps import data
+    from keras_caps import data_sources, plots
     from keras_caps.io_utils import write_json, write_text
+    from keras_caps.models.compat import check_model_data
+    from tflite import data_args
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--tflite", help="a .tflite file to evaluate")
     src.add_argument("--model", help="a .keras model: export every mode and compare")
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--data_dir", default=None)
+    data_args.add_data_arguments(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--max_examples", type=int, default=None)
     parser.add_argument("--calibration_examples", type=int, default=2000)
@@ -227,20 +242,39 @@ def main(argv=None):
     parser.add_argument("--modes", default=None, help="comma-separated modes (with --model)")
     parser.add_argument("--report", default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
-    images, labels = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
-                                      max_examples=args.max_examples)
+    info = data_args.dataset_info(args)
+    images, labels = data_args.load(args, args.split, args.max_examples)
+    shape = tuple(int(d) for d in images.shape[1:])
+
+    def confusion_png(row, path):
+        if row.get("confusion_matrix"):
+            k = len(row["confusion_matrix"])
+            row["confusion_png"] = plots.plot_confusion_matrix(
+                row["confusion_matrix"], path, data_sources.class_names_for(info.class_names, k),
+                title=f"{row['name']} on {args.dataset} {args.split}")
+
     if args.tflite:
         with open(args.tflite, "rb") as f:
-            row = evaluate(f.read(), images, labels, args.latency_repeats, name=args.tflite)
+            flatbuffer = f.read()
+        data_args.check_flatbuffer_data(flatbuffer, shape, info.num_classes,
+                                        f"--tflite {args.tflite}", args.dataset)
+        row = evaluate(flatbuffer, images, labels, args.latency_repeats, name=args.tflite)
+        confusion_png(row, os.path.splitext(args.tflite)[0] + "_confusion.png")
         for k, v in row.items():
-            print(f"{k:24s} {v}")
+            if k != "confusion_matrix":
+                print(f"{k:24s} {v}")
         return 0
     model = keras.saving.load_model(args.model)
-    calib, _ = data.load_arrays(args.dataset, "train", data_dir=args.data_dir,
-                                max_examples=args.calibration_examples)
+    check_model_data(model, shape, info.num_classes, f"--model {args.model}",
+                     f"--dataset={args.dataset}")
+    calib, _ = data_args.load(args, "train", args.calibration_examples)
     out_dir = os.path.dirname(os.path.abspath(args.report or args.model))
     modes = args.modes.split(",") if args.modes else None
     rows, table = report(model, calib, images, labels, modes, out_dir, args.latency_repeats)
+    for row in rows:
+        if row.get("confusion_matrix"):
+            mode = row["name"].replace("TFLite ", "")
+            confusion_png(row, os.path.join(out_dir, f"confusion_{mode}.png"))
     text = (f"TFLite evaluation of {args.model} on {args.dataset} {args.split} "
             f"({len(images)} examples)\n\n{table}\n")
     print(text)

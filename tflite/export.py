@@ -2,6 +2,12 @@ r"""Keras model -> SavedModel -> TFLite, in float32, dynamic-range, int8, int8_p
 
     python -m tflite.export --model=runs/student/model.keras --mode=int8 \
         --out=runs/student/model_int8.tflite [--dataset=fashion_mnist] [--batch_size=1]
+    python -m tflite.export --model=runs/own/model.keras --out=runs/own/model_int8.tflite \
+        --dataset=folder:my_images --image_size=24 --grayscale
+
+--dataset takes every spelling of the train/ binaries (folder:PATH, npz:PATH, TFDS names; see
+keras_caps.data_sources); the model must take the data's image shape and class count, and
+labels.txt (the class names, line i = class i) is written next to the .tflite.
 
 The exported graph is the inference head (image -> class scores) in its integer-friendly form:
     - a static batch size (1 for microcontrollers), so no SHAPE / GATHER ops: TFLite Micro
@@ -174,16 +180,16 @@ def export(model, path, mode="int8", representative_images=None, **kwargs):
 def main(argv=None):
     import argparse
 
-    from keras_caps import data
+    from keras_caps.models.compat import check_model_data
+    from tflite import data_args
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help=".keras model to export")
     parser.add_argument("--out", required=True, help="output .tflite path")
     parser.add_argument("--mode", choices=MODES, default="int8")
-    parser.add_argument("--dataset", default="fashion_mnist",
-                        help="calibration data (training split) for int8 / int16x8")
-    parser.add_argument("--data_dir", default=None)
+    # calibration data (training split; default fashion_mnist) and the class names
+    data_args.add_data_arguments(parser, default=None)
     parser.add_argument("--num_calibration", type=int, default=200)
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--lengths", choices=("squared", "plain"), default="squared")
@@ -191,13 +197,23 @@ def main(argv=None):
     if not os.path.exists(args.model):
         parser.error(f"--model {args.model} does not exist")
     model = keras.saving.load_model(args.model)
-    rep = None
-    if args.mode in ("int8", "int8_pot", "int16x8"):
-        rep, _ = data.load_arrays(args.dataset, "train", data_dir=args.data_dir,
-                                  max_examples=max(args.num_calibration * 10, 1000))
+    needs_data = args.mode in ("int8", "int8_pot", "int16x8")
+    info = rep = None
+    if needs_data or args.dataset:  # a float export without --dataset checks nothing
+        args.dataset = args.dataset or "fashion_mnist"
+        info = data_args.dataset_info(args)
+    if needs_data:
+        rep, _ = data_args.load(args, "train", max(args.num_calibration * 10, 1000))
+    shape = tuple(rep.shape[1:]) if rep is not None else info and info.image_shape
+    if shape:
+        check_model_data(model, shape, info.num_classes, f"--model {args.model}",
+                         f"--dataset={args.dataset}")
     size = export(model, args.out, args.mode, rep, batch_size=args.batch_size,
                   squared=args.lengths == "squared", num_calibration=args.num_calibration)
     print(f"wrote {args.out} ({size:,} bytes, {args.mode})")
+    if info is not None:
+        labels = data_args.write_labels(args.out, info.class_names or range(info.num_classes))
+        print(f"wrote {labels}")
     return 0
 
 

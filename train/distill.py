@@ -116,7 +116,6 @@ def run(flags_obj, datasets_override=None):
     """
     import keras
 
-    from keras_caps import data
     from keras_caps.io_utils import write_json
     from keras_caps.training.distillation import Distiller, fit_distiller
     from keras_caps.training.transfer import init_student_from_teacher
@@ -130,7 +129,12 @@ def run(flags_obj, datasets_override=None):
                          "`python -m train.train_capsnet` and pass its model.keras.")
     keras.utils.set_random_seed(flags_obj.seed)
     train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override)
-    num_classes = data.info(flags_obj.dataset).num_classes
+    num_classes = train_capsnet.dataset_info(flags_obj).num_classes
+    teacher = keras.saving.load_model(flags_obj.teacher, compile=False)
+    train_capsnet.check_loaded_model(teacher, flags_obj.teacher, "teacher", flags_obj,
+                                     train_capsnet.image_shape_of(train_data[0]), num_classes)
+    build_student(flags_obj, teacher, num_classes)  # a student too small for the images fails here
+    del teacher
     importance = _importance(flags_obj)
     batch_policy = train_capsnet.batch_policy_from_flags(flags_obj)
     report_path = os.path.join(flags_obj.model_dir, "transfer_report.json")

@@ -102,7 +102,7 @@ def run(flags_obj, datasets_override=None):
     """
     import keras
 
-    from keras_caps import data, schedules
+    from keras_caps import schedules
     from keras_caps.io_utils import write_json
     from keras_caps.training import fit_capsnet
     from keras_caps.training.transfer import (
@@ -123,7 +123,7 @@ def run(flags_obj, datasets_override=None):
                          f"stage; with --lr_policy={flags_obj.lr_policy} set "
                          "--unfreeze_lr_factor=1.")
     keras.utils.set_random_seed(flags_obj.seed)
-    num_classes = flags_obj.num_classes or data.info(flags_obj.dataset).num_classes
+    num_classes = flags_obj.num_classes or train_capsnet.dataset_info(flags_obj).num_classes
     train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override,
                                                         num_classes, "; set --num_classes")
     batch_policy = train_capsnet.batch_policy_from_flags(flags_obj)
@@ -133,6 +133,8 @@ def run(flags_obj, datasets_override=None):
     except ValueError as err:
         raise ValueError(f"--pretrained {flags_obj.pretrained!r} is not a keras_caps CapsNet "
                          "(no 'length' layer).") from err
+    train_capsnet.check_loaded_model(pretrained, flags_obj.pretrained, "pretrained", flags_obj,
+                                     train_capsnet.image_shape_of(train_data[0]))
     del pretrained
     new_head = old_classes != num_classes or bool(flags_obj.head_class_dim)
 

@@ -154,14 +154,13 @@ def _train_plain(flags_obj, teacher_path, init, datasets):
     from the teacher first."""
     import keras
 
-    from keras_caps import data
     from keras_caps.io_utils import write_json
     from keras_caps.training import compile_capsnet, fit_capsnet
     from keras_caps.training.transfer import init_student_from_teacher
 
     keras.utils.set_random_seed(flags_obj.seed)
     train_data, test_data = datasets
-    num_classes = data.info(flags_obj.dataset).num_classes
+    num_classes = train_capsnet.dataset_info(flags_obj).num_classes
     batch_policy = train_capsnet.batch_policy_from_flags(flags_obj)
 
     def build():

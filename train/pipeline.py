@@ -16,11 +16,20 @@ Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json whe
               student -> quantize/spec_<A|B|C>.json, report.md
     export    fully integer int8 TFLite of the pruned student, and the same with every scale
               a power of two (tflite.pot), each with its op audit
-              -> export/model_int8.tflite, model_int8_pot.tflite, audit_*.json
-    evaluate  LiteRT accuracy and latency, TFLite Micro arena and TFLM-vs-LiteRT agreement
-              -> evaluate/evaluation.json
-    report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule, and
-              dead-capsule heatmaps of the teacher when it is a deep_capsnet)
+              -> export/model_int8.tflite, model_int8_pot.tflite, audit_*.json, labels.txt
+    evaluate  LiteRT accuracy and latency, TFLite Micro arena and TFLM-vs-LiteRT agreement,
+              confusion matrices -> evaluate/evaluation.json
+    report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule, the
+              int8 models' confusion matrices with the class names, and dead-capsule heatmaps
+              of the teacher when it is a deep_capsnet)
+
+Data: --dataset takes every spelling of keras_caps.data_sources (a built-in name, any TFDS
+image-classification dataset, folder:PATH, npz:PATH) with --image_size, --grayscale /
+--channels and --test_fraction; the models take the data's image shape and class count, and
+the int8 export calibrates on the same training images, e.g.
+    python -m train.pipeline --model_dir=runs/mine --dataset=folder:my_images \
+        --image_size=24 --grayscale
+(the quick preset reads at most 20,000 training and 2,000 test images).
 
 A re-run skips stages with a done.json and resumes an interrupted training stage from its
 checkpoint. --stages runs a subset (their inputs must exist from an earlier run). Every flag
@@ -184,12 +193,15 @@ def _best_quantized(summary):
 def stage_export(fl, out, data, pruned):
     """int8 and int8_pot (power-of-two scales) flatbuffers of the pruned student, audited."""
     from keras_caps.io_utils import write_bytes, write_json
-    from tflite import audit, export
+    from keras_caps.models.compat import model_signature
+    from tflite import audit, data_args, export
     from tflite.pot import to_power_of_two
 
     model = prune.load_capsnet(pruned["model"])
     int8 = export.convert(model, "int8", data[0][0][:2000])  # raw images, as evaluate
-    result = {}
+    names = train_capsnet.class_names(fl, model_signature(model)[1])
+    result = {"labels": data_args.write_labels(os.path.join(out, "model_int8.tflite"), names),
+              "class_names": list(names)}
     for mode, flatbuffer in (("int8", int8), ("int8_pot", to_power_of_two(int8))):
         path = os.path.join(out, f"model_{mode}.tflite")
         write_bytes(path, flatbuffer)

@@ -75,6 +75,33 @@ def dead_capsule_section(model_path, images, out, num_batches=4):
     return lines, dead
 
 
+def confusion_section(fl, out, exported, evaluated):
+    """Confusion-matrix PNGs of the int8 models (class names on the axes) and report lines."""
+    from keras_caps import plots
+    from train import train_capsnet
+
+    pngs, figures = {}, []
+    for mode in ("int8", "int8_pot"):
+        matrix = evaluated.get(mode, {}).get("confusion_matrix")
+        if not matrix:
+            continue
+        names = exported.get("class_names")
+        if not names or len(names) != len(matrix):
+            names = train_capsnet.class_names(fl, len(matrix))
+        pngs[f"confusion_{mode}"] = plots.plot_confusion_matrix(
+            matrix, os.path.join(out, f"confusion_{mode}.png"), names,
+            title=f"{mode} TFLite on {fl.dataset}")
+        figures.append(f"![{mode} confusion matrix](confusion_{mode}.png)")
+    lines = []
+    if figures:
+        names = exported.get("class_names")
+        if names:
+            lines += [f"Classes ({len(names)}; line i of export/labels.txt is class i): "
+                      + ", ".join(names) + ".", ""]
+        lines += [" ".join(figures), ""]
+    return {"pngs": pngs, "lines": lines}
+
+
 def write_report(fl, out, results, data=None):
     """Writes the report files into `out`; returns {"report", "summary_md", "rows", ...}."""
     from keras_caps import plots
@@ -100,6 +127,8 @@ def write_report(fl, out, results, data=None):
         steps, os.path.join(out, "lr_schedule.png"), title="teacher learning rate")
     tflite = results.get("export", {})
     ev = results.get("evaluate", {})
+    confusion = confusion_section(fl, out, tflite, ev)
+    pngs.update(confusion["pngs"])
     lines = [
         "# keras-caps pipeline report", "",
         f"Dataset {fl.dataset}: {fl.train_examples or 'all'} training and "
@@ -129,6 +158,7 @@ def write_report(fl, out, results, data=None):
                 f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of the checked images."
                 if arena else f"{mode}: TFLite Micro did not run: {ev[mode].get('tflm_error')}")
     lines.append("")
+    lines += confusion["lines"]
     lines += ["![accuracy vs size](accuracy_vs_size.png)", "",
               "![batch schedule](batch_schedule.png) ![lr schedule](lr_schedule.png)", "",
               "Per-stage details: teacher/, student/ (metrics.json, history.csv), prune/report.md, "

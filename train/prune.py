@@ -89,9 +89,7 @@ def with_overrides(flags_obj, **overrides):
 
 
 def dataset_num_classes(flags_obj):
-    from keras_caps import data
-
-    return data.info(flags_obj.dataset).num_classes
+    return train_capsnet.dataset_info(flags_obj).num_classes
 
 
 def compiled(flags_obj, model, optimizer):
@@ -262,7 +260,11 @@ def prepare(flags_obj, datasets):
     num_classes = dataset_num_classes(flags_obj)
     if flags_obj.base_model:
         base_path = flags_obj.base_model
-        base = compile_capsnet(load_capsnet(base_path))
+        base = load_capsnet(base_path)
+        train_capsnet.check_loaded_model(base, base_path, "base_model", flags_obj,
+                                         train_capsnet.image_shape_of(datasets[1][0]),
+                                         num_classes)
+        base = compile_capsnet(base)
         base_accuracy = evaluate(base, datasets[1], num_classes)
     else:
         base_path, base_metrics = train_base(flags_obj, datasets, os.path.join(out, "base"))

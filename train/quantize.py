@@ -87,9 +87,10 @@ def load_model(path):
 
 def _split(flags_obj, split):
     from keras_caps import data
+    from train.train_capsnet import data_options
 
     x, y = data.load_arrays(flags_obj.dataset, split, data_dir=flags_obj.data_dir,
-                            source=flags_obj.data_source)
+                            source=flags_obj.data_source, **data_options(flags_obj))
     return data.normalize(x), y
 
 
@@ -125,7 +126,7 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
     from keras_caps.io_utils import write_json, write_text
     from keras_caps.quantization import progressive, report, simulate
     from keras_caps.quantization.spec import FORMAT, VERSION, save_spec
-    from train.train_capsnet import apply_preset
+    from train.train_capsnet import apply_preset, check_loaded_model, dataset_info, image_shape_of
 
     apply_preset(flags_obj, PRESETS)
     if flags_obj.tolerance < 0:
@@ -134,7 +135,6 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
     model = model or load_model(flags_obj.model_path)
     out = flags_obj.output_dir or os.path.join(
         os.path.dirname(os.path.abspath(flags_obj.model_path or ".")), "quantization")
-    os.makedirs(out, exist_ok=True)
     if datasets_override:
         calib, (xs, ys), (xt, yt) = datasets_override
     else:
@@ -142,6 +142,10 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
         calib, _ = _split(flags_obj, f"train[:{n}]")
         xs, ys = _split(flags_obj, flags_obj.search_split)
         xt, yt = _split(flags_obj, flags_obj.test_split)
+    check_loaded_model(model, flags_obj.model_path or "(in memory)", "model_path", flags_obj,
+                       image_shape_of(xs),
+                       None if datasets_override else dataset_info(flags_obj).num_classes)
+    os.makedirs(out, exist_ok=True)
     say = print if flags_obj.verbose else None
     t0 = time.perf_counter()
     cal = simulate.Calibration(model, calib, batch_size=flags_obj.calibration_batch_size,

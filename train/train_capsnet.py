@@ -50,8 +50,25 @@ def define_flags():
     if "model_dir" in FLAGS:
         return
     # data
-    flags.DEFINE_enum("dataset", "fashion_mnist", ["mnist", "fashion_mnist", "cifar10", "svhn_cropped"],
-                      "Dataset name.")
+    flags.DEFINE_string("dataset", "fashion_mnist",
+                        "Dataset: mnist, fashion_mnist, cifar10, svhn_cropped, any other TFDS "
+                        "image-classification name (or tfds:NAME), folder:PATH (one subfolder "
+                        "of PNG/JPEG/BMP/GIF images per class; PATH/train/ and PATH/test/, or "
+                        "--test_fraction held out) or npz:PATH (x_train, y_train, x_test, "
+                        "y_test[, class_names]). See keras_caps.data_sources.")
+    flags.DEFINE_string("image_size", None, "Resize every image to H or H,W pixels (needed for "
+                        "folders of mixed sizes).")
+    flags.DEFINE_bool("grayscale", False, "Convert images to 1 channel (same as --channels=1).")
+    flags.DEFINE_integer("channels", None, "Convert images to 1 (gray) or 3 (RGB) channels.")
+    flags.DEFINE_float("test_fraction", 0.2, "Per-class fraction of the training images held "
+                       "out (seeded) as the test split when the dataset has none (a folder "
+                       "without test/, a TFDS dataset without 'test').")
+    flags.DEFINE_enum("balance", "none", ["none", "oversample", "undersample"],
+                      "Class balancing of the training split (keras_caps.data.balance_classes).")
+    flags.DEFINE_enum("denoise", "none", ["none", "median", "gaussian"],
+                      "Denoise train and test images (keras_caps.data.denoise, 3x3).")
+    flags.DEFINE_bool("remove_constant_features", False, "Zero the pixels that are constant over "
+                      "the training images, in train and test (keras_caps.data).")
     flags.DEFINE_string("data_dir", None, "Folder with IDX .gz files (offline) or the TFDS data dir. "
                         "Default: /usr/share/datasets/<name>, then TFDS.")
     flags.DEFINE_enum("data_source", "auto", ["auto", "idx", "tfds"], "Where to read data from.")
@@ -164,6 +181,32 @@ def make_strategy(name):
     return tf.distribute.OneDeviceStrategy(device)
 
 
+def check_input_size(flags_obj, input_shape):
+    """InputSizeError (naming the size and the flags to change) when the --model the flags
+    describe cannot take `input_shape` images; before anything is written."""
+    from keras_caps.models.compat import check_capsnet_size, check_deep_capsnet_size
+
+    if flags_obj.model == "capsnet":
+        check_capsnet_size(input_shape, flags_obj.conv_kernel, flags_obj.primary_kernel)
+    else:
+        check_deep_capsnet_size(input_shape)
+
+
+def check_loaded_model(model, path, flag, flags_obj, image_shape, num_classes=None):
+    """ModelDataMismatch when the model saved at `path` (given as --`flag`) does not take the
+    data's images (or, with `num_classes`, predicts another number of classes)."""
+    from keras_caps.models.compat import check_model_data
+
+    check_model_data(model, image_shape, num_classes, model_name=f"--{flag} {path}",
+                     dataset=f"--dataset={flags_obj.dataset}")
+
+
+def image_shape_of(images):
+    """(H, W, C) of an image array (N, H, W[, C])."""
+    shape = tuple(int(d) for d in images.shape[1:])
+    return shape + (1,) if len(shape) == 2 else shape
+
+
 def build_model_from_flags(flags_obj, input_shape, num_classes):
     """The (uncompiled) model the flags describe."""
     from keras_caps.models import capsnet, deep_capsnet, mcu_capsnet
@@ -190,31 +233,87 @@ def build_model_from_flags(flags_obj, input_shape, num_classes):
     )
 
 
+def data_options(flags_obj):
+    """{"image_size", "channels", "test_fraction"} for data.load_arrays / data.info from the
+    flags (absent attributes: no transform, the default fraction)."""
+    from keras_caps import data_sources
+
+    channels = data_sources.check_channels(getattr(flags_obj, "channels", None))
+    if getattr(flags_obj, "grayscale", False):
+        if channels == 3:
+            raise ValueError("--grayscale and --channels=3 contradict each other; pass one.")
+        channels = 1
+    fraction = getattr(flags_obj, "test_fraction", None)
+    return {"image_size": data_sources.parse_image_size(getattr(flags_obj, "image_size", None)),
+            "channels": channels,
+            "test_fraction": None if fraction is None else data_sources.check_test_fraction(
+                fraction)}
+
+
+def dataset_info(flags_obj):
+    """data.DatasetInfo of --dataset after the flags' --image_size / --channels (class names,
+    num_classes, image_shape)."""
+    from keras_caps import data
+
+    options = data_options(flags_obj)
+    return data.info(flags_obj.dataset, options["image_size"], options["channels"],
+                     data_dir=getattr(flags_obj, "data_dir", None))
+
+
+def class_names(flags_obj, num_classes=None):
+    """The --dataset's class names ("0" .. "K-1" when unknown or when `num_classes` differs)."""
+    from keras_caps import data_sources
+
+    info = dataset_info(flags_obj)
+    return data_sources.class_names_for(info.class_names, num_classes or info.num_classes)
+
+
+def preprocess(flags_obj, datasets):
+    """The flags' --denoise, --remove_constant_features and --balance (training split only)."""
+    from keras_caps import data
+
+    (xtr, ytr), (xte, yte) = datasets
+    denoise = getattr(flags_obj, "denoise", "none") or "none"
+    if denoise != "none":
+        xtr, xte = data.denoise(xtr, denoise), data.denoise(xte, denoise)
+    if getattr(flags_obj, "remove_constant_features", False):
+        _, xtr, xte = data.remove_constant_features(xtr, xte)
+    balance = getattr(flags_obj, "balance", "none") or "none"
+    if balance != "none":
+        xtr, ytr = data.balance_classes(xtr, ytr, balance, seed=getattr(flags_obj, "seed", 0))
+    return (xtr, ytr), (xte, yte)
+
+
 def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
     """((train images, labels), (test images, labels)) from the flags (or the override),
-    with every label checked to lie in [0, num_classes) (default: the dataset's classes).
+    with every label checked to lie in [0, num_classes) (default: the dataset's classes),
+    then, for loaded data (not an override), the flags' preprocessing (`preprocess`).
 
-    `hint` ends the error message (e.g. "; set --num_classes").
+    Any --dataset spelling (keras_caps.data_sources), resized / converted by --image_size,
+    --grayscale / --channels. `hint` ends the error message (e.g. "; set --num_classes").
     """
     from keras_caps import data
 
+    options = data_options(flags_obj)
+
     def split(name, limit):
         return data.load_arrays(flags_obj.dataset, name, data_dir=flags_obj.data_dir,
-                                source=flags_obj.data_source, max_examples=limit)
+                                source=flags_obj.data_source, max_examples=limit, **options)
 
     held_out = getattr(flags_obj, "validation_examples", None)
     datasets = datasets_override or (split("train", flags_obj.train_examples),
                                      None if held_out else split("test", flags_obj.test_examples))
     if held_out:
         datasets = validation_split(datasets[0], held_out)
-    num_classes = num_classes or data.info(flags_obj.dataset).num_classes
+    num_classes = num_classes or dataset_info(flags_obj).num_classes
     for name, (_, labels) in zip(("training", evaluation_split(flags_obj)), datasets):
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(
                 f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
                 f"[{labels.min()}, {labels.max()}]{hint}."
             )
-    return datasets
+    # an override is taken as prepared (the pipeline passes its preprocessed arrays on)
+    return datasets if datasets_override else preprocess(flags_obj, datasets)
 
 
 def validation_split(train, num_examples):
@@ -283,7 +382,6 @@ def run(flags_obj, datasets_override=None):
     """
     import keras
 
-    from keras_caps import data
     from keras_caps.io_utils import write_json
     from keras_caps.training import compile_capsnet, fit_capsnet
 
@@ -297,7 +395,8 @@ def run(flags_obj, datasets_override=None):
     input_shape = tuple(train_data[0].shape[1:])
     if len(input_shape) == 2:
         input_shape += (1,)
-    num_classes = data.info(flags_obj.dataset).num_classes
+    num_classes = dataset_info(flags_obj).num_classes
+    check_input_size(flags_obj, input_shape)
 
     batch_policy = batch_policy_from_flags(flags_obj)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_caps.layers import DenseCapsule, PrimaryCapsule
+from keras_caps.models.compat import check_capsnet_size
 from keras_caps.models.heads import attach_heads
 
 DECODERS = (None, "none", "full", "reduced")
@@ -48,6 +49,7 @@ def capsnet(
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+    check_capsnet_size(input_shape, conv_kernel, primary_kernel, primary_strides)
     image = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Conv2D(
         conv_filters, conv_kernel, activation="relu", kernel_initializer="he_normal", name="conv1"

@@ -6,6 +6,7 @@ import keras
 
 from keras_caps.layers import ConvCapsule, DenseCapsule, PrimaryCapsule
 from keras_caps.models.capsnet import DECODERS
+from keras_caps.models.compat import check_deep_capsnet_size
 from keras_caps.models.heads import attach_heads
 
 
@@ -64,6 +65,7 @@ def deep_capsnet(
         )
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+    check_deep_capsnet_size(input_shape, backbone_strides, primary_kernel, primary_strides)
     name = name or f"deep_capsnet_C{num_capsules}_D{capsule_dim}_I{num_intermediate}"
     image = keras.Input(shape=tuple(input_shape), name="image")
     x = image
