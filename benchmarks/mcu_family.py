@@ -23,11 +23,15 @@ import time
 import numpy as np
 from absl import app, flags
 
+from benchmarks.int8_measure import int8_measurements, tflm_accuracy
+
 flags.DEFINE_list("sizes", ["S", "M", "L"], "mcu_capsnet sizes.")
 flags.DEFINE_list("variants", [], "Structure variants to measure too (untrained unless "
                   "--epochs), any of the names in VARIANTS.")
 flags.DEFINE_integer("epochs", 0, "Training epochs per model (0: structure only).")
 flags.DEFINE_bool("cnn", False, "Also train the plain CNN with each size's backbone.")
+flags.DEFINE_bool("capsnet", True, "Train / measure the CapsNets (--nocapsnet --cnn: only the "
+                  "CNNs, e.g. beside CapsNets trained by train_capsnet).")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 2e-3, "Peak LR of the cosine schedule.")
 flags.DEFINE_float("lr_min", 1e-5, "Final LR of the cosine schedule.")
@@ -66,34 +70,6 @@ VARIANTS = {
 def _scaled(images):
     x = np.asarray(images, np.float32)
     return x / 255.0 if np.asarray(images).dtype == np.uint8 else x
-
-
-def int8_measurements(model, train_images):
-    """{"flatbuffer", "bytes", "arena_bytes", "float_ops"} of the int8 export of `model`."""
-    from tflite.audit import audit
-    from tflite.evaluate import tflm_arena_bytes
-    from tflite.export import convert
-
-    flatbuffer = convert(model, "int8", train_images)
-    report = audit(flatbuffer, int8=True)
-    return {"flatbuffer": flatbuffer, "bytes": len(flatbuffer),
-            "arena_bytes": tflm_arena_bytes(flatbuffer), "audit_ok": report.ok,
-            "audit_problems": len(report.problems)}
-
-
-def tflm_accuracy(flatbuffer, images, labels, arena_bytes):
-    """Top-1 accuracy of the int8 flatbuffer computed by TFLite Micro, one image at a time."""
-    from tflite.evaluate import _litert, quantize_input, tflm_interpreter
-
-    detail = _litert(flatbuffer).get_input_details()[0]
-    micro = tflm_interpreter(flatbuffer, arena_bytes + 4096)
-    x = quantize_input(images, detail)
-    hits = 0
-    for xi, yi in zip(x, labels):
-        micro.set_input(xi[None], 0)
-        micro.invoke()
-        hits += int(np.argmax(micro.get_output(0)[0]) == yi)
-    return hits / max(len(x), 1)
 
 
 def _optimizer(num_examples):
@@ -177,7 +153,8 @@ def main(_):
         print(row, flush=True)
         rows.append(row)
     for size in FLAGS.sizes:
-        for kind in ("capsnet", "cnn") if FLAGS.cnn else ("capsnet",):
+        kinds = ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn
+        for kind in kinds:
             name = f"mcu_capsnet {size}" if kind == "capsnet" else f"CNN, {size} backbone"
             model_dir = os.path.join(FLAGS.out or "/tmp/mcu_family", f"{kind}_{size}")
             model = (mcu_capsnet(size, input_shape=shape) if kind == "capsnet"

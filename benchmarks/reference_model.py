@@ -32,7 +32,7 @@ FLAGS = flags.FLAGS
 def main(_):
     import keras
 
-    from benchmarks.mcu_family import int8_measurements, tflm_accuracy
+    from benchmarks.int8_measure import int8_measurements, tflm_accuracy
     from keras_caps import data
     from keras_caps.analysis.flops import total_flops
     from keras_caps.models.heads import classifier
