@@ -36,7 +36,7 @@ def main(_):
     from keras_caps import data
     from keras_caps.analysis.flops import total_flops
     from keras_caps.models.heads import classifier
-    from keras_caps.models.pretrained import write_reference
+    from keras_caps.models.reference import write_reference
     from tflite.evaluate import accuracy as litert_accuracy
     from tflite.evaluate import keras_accuracy
 

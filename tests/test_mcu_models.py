@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_caps.models import MCU_SIZES, cnn_baseline, cnn_like, mcu_capsnet
-from keras_caps.models import pretrained as pretrained_lib
+from keras_caps.models import reference as pretrained_lib
 from tests.conftest import FASHION_MNIST_DIR
 
 RNG = np.random.RandomState(0)

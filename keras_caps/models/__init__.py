@@ -12,7 +12,7 @@ from keras_caps.models.heads import (
     image_input,
 )
 from keras_caps.models.mcu_capsnet import MCU_SIZES, mcu_capsnet
-from keras_caps.models.pretrained import pretrained, pretrained_card, pretrained_tflite
+from keras_caps.models.reference import pretrained, pretrained_card, pretrained_tflite
 
 __all__ = [
     "MCU_SIZES",

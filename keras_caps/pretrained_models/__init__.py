@@ -1,1 +1,1 @@
-"""Reference model files (see keras_caps.models.pretrained)."""
+"""Reference model files (see keras_caps.models.reference)."""
