@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 
 from keras_caps import data as data_lib
+from keras_caps import validation
 from keras_caps.io_utils import save_model, write_json
 from keras_caps.losses import MarginLoss, ReconstructionLoss
 from keras_caps.models.heads import has_decoder, image_input
-from keras_caps.training.callbacks import ResumableCheckpoint, load_last_model, read_state
+from keras_caps.training.callbacks import (
+    ResumableCheckpoint,
+    StopOnNonFiniteLoss,
+    load_last_model,
+    read_state,
+)
+from keras_caps.training.run_dir import RunDirectory, data_fingerprint
 
 
 def accuracy_key(model):
@@ -61,15 +70,65 @@ def _check_arrays(name, arrays, model):
     images, labels = arrays
     expected = tuple(image_input(model).shape[1:])
     if tuple(images.shape[1:]) != expected:
-        raise ValueError(
+        raise validation.InputDataError(
             f"{name} images have shape {tuple(images.shape[1:])} but the model expects "
             f"{expected}; build the model with input_shape={tuple(images.shape[1:])} or "
             "choose the matching dataset."
         )
     if len(images) != len(labels):
-        raise ValueError(f"{name}: {len(images)} images but {len(labels)} labels.")
+        raise validation.InputDataError(f"{name}: {len(images)} images but {len(labels)} labels.")
     if len(images) == 0:
-        raise ValueError(f"{name} split is empty.")
+        raise validation.InputDataError(f"{name} split is empty.")
+
+
+def check_splits(train_data, val_data):
+    """Both (images, labels) splits through `keras_caps.validation` (dtype, range, finite)."""
+    return (validation.check_dataset(*train_data, name="training"),
+            validation.check_dataset(*val_data, name="validation"))
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's results: True except for the non-chief workers
+    of a multi-worker strategy (task "chief", or "worker" 0 when there is no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return task_type == "worker" and int(resolver.task_id) == 0 and "chief" not in cluster
+
+
+@contextlib.contextmanager
+def run_directory(model_dir, strategy=None, config=None, overwrite=False, verbose=1):
+    """The RunDirectory a training loop writes to (lock, checkpoint state, config checks).
+
+    The chief (every single-process run) locks and writes `model_dir`. A non-chief worker of a
+    multi-worker run resumes from the chief's checkpoint in `model_dir` but writes to a
+    temporary folder that is removed afterwards (as in Keras' multi-worker guide), so only the
+    chief's files end up in `model_dir`. Yields (RunDirectory, folder to write to).
+    """
+    if is_chief(strategy):
+        with RunDirectory(model_dir, config, overwrite=overwrite, verbose=verbose) as rd:
+            yield rd, model_dir
+        return
+    task_id = strategy.cluster_resolver.task_id
+    folder = tempfile.mkdtemp(prefix=f"keras_caps_worker{task_id}_")
+    try:
+        rd = RunDirectory(folder, lock=False)
+        rd.state = read_state(os.path.join(model_dir, "checkpoints"))
+        rd.checkpoint_dir = os.path.join(model_dir, "checkpoints")  # where to resume from
+        yield rd, folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def build_or_resume(rd, build, strategy=None):
+    """The model of the RunDirectory's checkpoint (when it has one), or `build()`, in scope."""
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        return load_last_model(rd.checkpoint_dir) if rd.state else build()
 
 
 def batch_size_fn(batch_size=None, batch_policy=None):
@@ -80,20 +139,6 @@ def batch_size_fn(batch_size=None, batch_policy=None):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     fixed = int(batch_size)
     return lambda epoch: fixed
-
-
-def resume_or_build(model_dir, build, strategy=None):
-    """(model, state, checkpoint_dir): the last checkpoint under model_dir, or `build()`.
-
-    Both run inside the strategy's scope; state is None when nothing was checkpointed.
-    """
-    os.makedirs(model_dir, exist_ok=True)
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    state = read_state(checkpoint_dir)
-    with scope:
-        model = load_last_model(checkpoint_dir) if state else build()
-    return model, state, checkpoint_dir
 
 
 def fit_capsnet(
@@ -109,6 +154,8 @@ def fit_capsnet(
     seed=0,
     verbose=1,
     callbacks=(),
+    run_config=None,
+    overwrite=False,
 ):
     """Trains a model epoch by epoch, resuming from `model_dir` when a checkpoint is there.
 
@@ -130,13 +177,32 @@ def fit_capsnet(
         seed: shuffling / augmentation seed (epoch e uses seed + e, so resumes reproduce).
         verbose: Keras progress bar (1) or silence (0).
         callbacks: extra Keras callbacks.
+        run_config: dict of what defines the run (e.g. {"architecture": {...}, "data": {...}}),
+            saved as config.json with a fingerprint of the data; a resume with a different one
+            is an error (see keras_caps.training.run_dir).
+        overwrite: move what `model_dir` holds to a backup folder and start fresh.
     Returns:
         metrics dict: test_accuracy, test_loss, epochs, train_time_s, params, history, ...
+    Raises:
+        RunDirError: `model_dir` locked by another run, a damaged checkpoint, results without
+            a checkpoint, or a changed configuration.
+        InputDataError: bad images or labels (keras_caps.validation).
+        NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     batch_of = batch_size_fn(batch_size, batch_policy)
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    model, state, checkpoint_dir = resume_or_build(model_dir, build_model, strategy)
+    train_data, val_data = check_splits(train_data, val_data)
+    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
+    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
+        return _fit_capsnet(build_model, train_data, val_data, out_dir, epochs, batch_of, rd,
+                            strategy, augment_shift, seed, verbose, callbacks)
+
+
+def _fit_capsnet(build_model, train_data, val_data, model_dir, epochs, batch_of, rd, strategy,
+                 augment_shift, seed, verbose, callbacks):
+    model = build_or_resume(rd, build_model, strategy)
+    state, checkpoint_dir = rd.state, rd.checkpoint_dir
     _check_arrays("training", train_data, model)
     _check_arrays("validation", val_data, model)
     start = state["epoch"] if state else 0
@@ -171,7 +237,8 @@ def fit_capsnet(
             epochs=epoch + 1,
             validation_data=val_ds,
             # user callbacks before the checkpoint, so metrics they add reach history.csv
-            callbacks=[timer, *callbacks, checkpoint, tensorboard],
+            callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
+                       tensorboard],
             shuffle=False,  # the dataset is already shuffled per epoch
             verbose=verbose,
         )
