@@ -39,6 +39,24 @@ def is_unit_float(images):
             and float(x.min()) >= -UNIT_TOLERANCE and float(x.max()) <= 1.0 + UNIT_TOLERANCE)
 
 
+def check_pixel_values(images, name="images"):
+    """Checks raw pixel values (before `data.normalize`): finite, in [0, 255]."""
+    x = np.asarray(images)
+    if x.size == 0 or x.dtype == np.uint8:
+        return x
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise InputDataError(f"{name} have dtype {x.dtype}; pixels must be numbers (uint8).")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        count, first = _where_not_finite(x)
+        raise InputDataError(f"{name} contain {count} non-finite value(s) (NaN or Inf), the "
+                             f"first at index {first}.")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise InputDataError(f"{name} have values in [{lo:g}, {hi:g}]; pixel values must lie "
+                             "in [0, 255] (or [0, 1] when already scaled).")
+    return x
+
+
 def check_images(images, name="images", expected_shape=None):
     """Checks images for training or inference; returns them as a numpy array.
 
@@ -238,6 +256,7 @@ __all__ = [
     "check_capsnet",
     "check_dataset",
     "check_images",
+    "check_pixel_values",
     "check_keras_file",
     "check_labels",
     "check_tflite_bytes",

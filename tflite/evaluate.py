@@ -26,6 +26,9 @@ MLPERF_TINY_IC = {"model": "MLPerf Tiny IC reference: ResNet-8, CIFAR-10 (publis
 def _litert(flatbuffer, num_threads=None):
     from ai_edge_litert.interpreter import Interpreter
 
+    from keras_caps.validation import check_tflite_bytes
+
+    check_tflite_bytes(flatbuffer)
     interp = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
     interp.allocate_tensors()
     return interp
@@ -145,6 +148,10 @@ def compare_tflm_litert(flatbuffer, images, arena_size=None):
 
 def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=50, name="model"):
     """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement."""
+    from keras_caps import validation
+
+    validation.check_tflite_bytes(flatbuffer, name)
+    images, labels = validation.check_dataset(images, labels, name="evaluation")
     row = {"name": name, "bytes": len(flatbuffer), "accuracy": accuracy(flatbuffer, images, labels)}
     row["latency_ms_1t"], row["latency_p90_ms_1t"] = latency_ms(
         flatbuffer, images[0], 1, latency_repeats)
@@ -208,9 +215,7 @@ def report(model, train_images, test_images, test_labels, modes=None, out_dir=No
 def main(argv=None):
     import argparse
 
-    import keras
-
-    from keras_caps import data
+    from keras_caps import data, validation
     from keras_caps.io_utils import write_json, write_text
 
     parser = argparse.ArgumentParser(description=__doc__,
@@ -227,15 +232,18 @@ def main(argv=None):
     parser.add_argument("--modes", default=None, help="comma-separated modes (with --model)")
     parser.add_argument("--report", default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
+    if args.tflite:
+        flatbuffer = validation.read_tflite_file(args.tflite, "--tflite")
+    else:
+        validation.check_keras_file(args.model, "--model")
     images, labels = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
                                       max_examples=args.max_examples)
     if args.tflite:
-        with open(args.tflite, "rb") as f:
-            row = evaluate(f.read(), images, labels, args.latency_repeats, name=args.tflite)
+        row = evaluate(flatbuffer, images, labels, args.latency_repeats, name=args.tflite)
         for k, v in row.items():
             print(f"{k:24s} {v}")
         return 0
-    model = keras.saving.load_model(args.model)
+    model = validation.load_keras_model(args.model, "--model")
     calib, _ = data.load_arrays(args.dataset, "train", data_dir=args.data_dir,
                                 max_examples=args.calibration_examples)
     out_dir = os.path.dirname(os.path.abspath(args.report or args.model))
@@ -251,4 +259,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from keras_caps.cli import run_main
+
+    run_main(main, use_absl=False)
