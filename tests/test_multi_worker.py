@@ -4,6 +4,10 @@ TF_CONFIG names two workers on 127.0.0.1 ports; worker 0 is the chief and the on
 writes --model_dir (worker 1 writes to a temporary folder it removes, as in Keras'
 multi-worker guide). Losses must equal a one-process run of the same global batch, and an
 interrupted (shorter) multi-worker run must resume from the chief's checkpoint.
+
+Keras 3 (<= 3.15) cannot `fit` under MultiWorkerMirroredStrategy without the two workarounds
+in keras_caps.training.loop.prepare_multi_worker / multi_worker_logs (keras-team/keras#20585);
+this test is what shows they give the one-process result.
 """
 
 import json
@@ -32,6 +36,7 @@ metrics = train_capsnet.run(types.SimpleNamespace(**values),
 print("RESULT " + json.dumps({"loss": [r["loss"] for r in metrics["history"]],
                               "epochs": [r["epoch"] for r in metrics["history"]],
                               "test_accuracy": metrics["test_accuracy"],
+                              "test_loss": metrics["test_loss"],
                               "model_path": metrics["model_path"]}))
 """
 
@@ -99,7 +104,10 @@ def test_two_local_workers_match_one_process_and_resume(tmp_path):
     assert chief["epochs"] == worker["epochs"] == [1, 2]
     np.testing.assert_allclose(chief["loss"], worker["loss"], rtol=1e-5)
     np.testing.assert_allclose(chief["loss"], one["loss"], rtol=0.05)
-    assert abs(chief["test_accuracy"] - one["test_accuracy"]) <= 0.07  # 2 of 32 images
+    assert chief["loss"][-1] < 0.6 * chief["loss"][0]  # it trains
+    # the chief and the worker evaluate the same (global) test loss, that of one process
+    np.testing.assert_allclose(chief["test_loss"], worker["test_loss"], rtol=1e-5)
+    np.testing.assert_allclose(chief["test_loss"], one["test_loss"], rtol=0.1)
     # only the chief wrote --model_dir; the worker's temporary folder is gone
     assert chief["model_path"] == str(run / "model.keras")
     assert not worker["model_path"].startswith(str(run))

@@ -131,6 +131,56 @@ def build_or_resume(rd, build, strategy=None):
         return load_last_model(rd.checkpoint_dir) if rd.state else build()
 
 
+def in_multi_worker_mode(strategy):
+    """Whether `strategy` is a multi-worker (collective) strategy with more than one worker."""
+    extended = getattr(strategy, "extended", None)
+    check = getattr(extended, "_in_multi_worker_mode", None)
+    return bool(check and check())
+
+
+def prepare_multi_worker(model, strategy, sample_ds):
+    """Works around Keras 3 (<= 3.15) failing `fit` / `evaluate` under a multi-worker strategy.
+
+    Keras' TF trainer (keras-team/keras#20585, tensorflow/tensorflow#72388) fails twice under
+    MultiWorkerMirroredStrategy: (1) it builds the model state from one distributed batch that
+    it first averages with `strategy.reduce`, which fails for a nested batch ("Attempt to
+    convert a value (PerReplica...) ... to a Tensor"); (2) it averages every step's scalar logs
+    with `strategy.reduce("MEAN", v, axis=0)`, which fails for scalars ("Invalid reduction
+    dimension 0 for input with 0 dimensions").
+
+    (1): the state (metrics, loss, optimizer variables) is built once here from a local batch
+    inside the strategy's scope, and this model's per-call build step is skipped. (2): see
+    `multi_worker_logs`. Gradients are all-reduced by the optimizer either way, so every worker
+    holds the same weights. Other strategies are left alone.
+    """
+    if not in_multi_worker_mode(strategy):
+        return model
+    batch = next(iter(sample_ds))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    return model
+
+
+@contextlib.contextmanager
+def multi_worker_logs(strategy):
+    """Inside: Keras reports each worker's own logs (its shard of every batch) instead of
+    failing to average scalars across workers (see `prepare_multi_worker`). The logged losses
+    and metrics of a multi-worker run are the chief's shard's; the mean over the workers is the
+    global value (equal shards)."""
+    if not in_multi_worker_mode(strategy):
+        yield
+        return
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer._collective_all_reduce_multi_worker
+    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
+    try:
+        yield
+    finally:
+        tf_trainer._collective_all_reduce_multi_worker = original
+
+
 def batch_size_fn(batch_size=None, batch_policy=None):
     """epoch -> batch size: the policy's, or a validated fixed size."""
     if batch_policy is not None:
@@ -220,29 +270,31 @@ def _fit_capsnet(build_model, train_data, val_data, model_dir, epochs, batch_of,
     val_ds = data_lib.make_dataset(
         *val_data, batch_size=max(batch_of(0), 64), shuffle=False, num_classes=num_classes
     ).map(io)
-    if start and verbose:
-        print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
-    for epoch in range(start, int(epochs)):
-        train_ds = data_lib.make_dataset(
-            *train_data,
-            batch_size=batch_of(epoch),
-            shuffle=True,
-            augment_shift=augment_shift,
-            seed=seed + epoch,
-            num_classes=num_classes,
-        ).map(io)
-        model.fit(
-            train_ds,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            validation_data=val_ds,
-            # user callbacks before the checkpoint, so metrics they add reach history.csv
-            callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
-                       tensorboard],
-            shuffle=False,  # the dataset is already shuffled per epoch
-            verbose=verbose,
-        )
-    results = model.evaluate(val_ds, verbose=0, return_dict=True)
+    prepare_multi_worker(model, strategy, val_ds)
+    with multi_worker_logs(strategy):
+        if start and verbose:
+            print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
+        for epoch in range(start, int(epochs)):
+            train_ds = data_lib.make_dataset(
+                *train_data,
+                batch_size=batch_of(epoch),
+                shuffle=True,
+                augment_shift=augment_shift,
+                seed=seed + epoch,
+                num_classes=num_classes,
+            ).map(io)
+            model.fit(
+                train_ds,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=val_ds,
+                # user callbacks before the checkpoint, so metrics they add reach history.csv
+                callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
+                           tensorboard],
+                shuffle=False,  # the dataset is already shuffled per epoch
+                verbose=verbose,
+            )
+        results = model.evaluate(val_ds, verbose=0, return_dict=True)
     history = checkpoint.history
     metrics = {
         "test_accuracy": float(results[accuracy_key(model)]),
