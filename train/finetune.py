@@ -56,8 +56,8 @@ def define_flags():
                       "(eq. 14).")
 
 
-FINETUNE_FLAGS = ("num_classes", "head_class_dim", "head_decoder", "l2", "finetune_loss",
-                  "unfreeze_schedule")
+# what the checkpoint fixes (--unfreeze_schedule is applied anew by a callback on resume)
+FINETUNE_FLAGS = ("num_classes", "head_class_dim", "head_decoder", "l2", "finetune_loss")
 
 
 def parse_schedule(text):
