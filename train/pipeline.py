@@ -272,7 +272,6 @@ def run(flags_obj, datasets_override=None):
     """Runs the requested stages; returns {stage: result}. See the module docstring."""
     import keras
 
-    from keras_caps.errors import UserError
     from keras_caps.training.run_dir import RunLock, move_previous
 
     if not flags_obj.model_dir:
@@ -288,10 +287,12 @@ def run(flags_obj, datasets_override=None):
             if moved and flags_obj.verbose:
                 print(f"--overwrite: moved the previous contents of {root} to {moved}")
             flags_obj = _with(flags_obj, overwrite=False)  # the stages start in empty folders
-        return _run_stages(flags_obj, root, datasets_override, UserError)
+        return _run_stages(flags_obj, root, datasets_override)
 
 
-def _run_stages(flags_obj, root, datasets_override, UserError):
+def _run_stages(flags_obj, root, datasets_override):
+    from keras_caps.errors import UserError
+
     needs_data = any(s in flags_obj.stages for s in STAGES[:-1]) or (
         "report" in flags_obj.stages and flags_obj.model == "deep_capsnet")  # heatmaps
     data = train_capsnet.load_datasets(flags_obj, datasets_override) if needs_data else None
