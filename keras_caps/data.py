@@ -29,12 +29,15 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from keras_caps import validation
+from keras_caps.errors import UserError
 
-class DataSourceError(ValueError):
+
+class DataSourceError(UserError):
     """No source could provide the dataset."""
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError):
     """A data file is corrupt or does not match the dataset."""
 
 
@@ -492,12 +495,21 @@ def _scale(x, mode):
 def normalize(images, mode="unit"):
     """Pixel values in [0, 255] (uint8 or float) -> float32 in [0, 1] or [-1, 1].
 
+    Float images already in [0, 1] are not divided again (they are returned as float32, mapped
+    to [-1, 1] for "symmetric"); non-finite or negative values, or values above 255, are an
+    InputDataError (keras_caps.validation).
+
     Args:
         images: (N, H, W, C) (any shape works).
         mode: "unit" -> [0, 1]; "symmetric" -> [-1, 1].
     Returns:
         float32 array of the same shape.
     """
+    images = np.asarray(images)
+    if validation.is_unit_float(images):  # already scaled: never divided by 255 twice
+        x = images.astype(np.float32)
+        return x if mode == "unit" else _scale(x * 255.0, mode).astype(np.float32)
+    validation.check_pixel_values(images)
     return _scale(np.asarray(images, np.float32), mode).astype(np.float32)
 
 

@@ -1,4 +1,8 @@
-"""Atomic file writes: nothing a user trained is lost to a half-written file."""
+"""Atomic file writes: nothing a user trained is lost to a half-written file.
+
+Files get the permissions a plain `open(path, "w")` would give (0o666 minus the umask), not
+the 0600 of the temporary file they are written to.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,20 @@ import contextlib
 import json
 import os
 import tempfile
+
+
+def current_umask():
+    """The process umask (read without changing it, where /proc allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -24,6 +42,7 @@ def atomic_path(path, suffix=None):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

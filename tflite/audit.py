@@ -80,9 +80,11 @@ class AuditReport:
 def _interpreter(model):
     from ai_edge_litert.interpreter import Interpreter
 
+    from keras_caps.validation import check_tflite_bytes, read_tflite_file
+
     if isinstance(model, (bytes, bytearray)):
-        return Interpreter(model_content=bytes(model))
-    return Interpreter(model_path=str(model))
+        return Interpreter(model_content=bytes(check_tflite_bytes(model)))
+    return Interpreter(model_content=bytes(read_tflite_file(str(model), "TFLite file")))
 
 
 def is_power_of_two(x, rtol=0.0):
@@ -166,7 +168,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keras_caps.cli import run_main
+
+    run_main(main, use_absl=False)
 
 
 __all__ = ["DYNAMIC_SHAPE_OPS", "FLOAT_ONLY_OPS", "TFLM_INT8_OPS", "AuditReport", "audit", "is_power_of_two"]

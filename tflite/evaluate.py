@@ -31,6 +31,9 @@ MLPERF_TINY_IC = {"model": "MLPerf Tiny IC reference: ResNet-8, CIFAR-10 (publis
 def _litert(flatbuffer, num_threads=None):
     from ai_edge_litert.interpreter import Interpreter
 
+    from keras_caps.validation import check_tflite_bytes
+
+    check_tflite_bytes(flatbuffer)
     interp = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
     interp.allocate_tensors()
     return interp
@@ -151,8 +154,11 @@ def compare_tflm_litert(flatbuffer, images, arena_size=None):
 def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=50, name="model"):
     """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement,
     and "confusion_matrix" (K x K counts, row = true class, column = LiteRT's prediction)."""
+    from keras_caps import validation
     from keras_caps.plots import confusion_matrix
 
+    validation.check_tflite_bytes(flatbuffer, name)
+    images, labels = validation.check_dataset(images, labels, name="evaluation")
     scores = predict_litert(flatbuffer, images)
     predictions = np.argmax(scores, -1)
     truth = np.asarray(labels)[: len(predictions)]
@@ -222,9 +228,9 @@ def report(model, train_images, test_images, test_labels, modes=None, out_dir=No
 def main(argv=None):
     import argparse
 
-    import keras
+    import keras  # noqa: F401
 
-    from keras_caps import data_sources, plots
+    from keras_caps import data_sources, plots, validation
     from keras_caps.io_utils import write_json, write_text
     from keras_caps.models.compat import check_model_data
     from tflite import data_args
@@ -242,6 +248,8 @@ def main(argv=None):
     parser.add_argument("--modes", default=None, help="comma-separated modes (with --model)")
     parser.add_argument("--report", default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
+    if not args.tflite:
+        validation.check_keras_file(args.model, "--model")
     info = data_args.dataset_info(args)
     images, labels = data_args.load(args, args.split, args.max_examples)
     shape = tuple(int(d) for d in images.shape[1:])
@@ -254,8 +262,7 @@ def main(argv=None):
                 title=f"{row['name']} on {args.dataset} {args.split}")
 
     if args.tflite:
-        with open(args.tflite, "rb") as f:
-            flatbuffer = f.read()
+        flatbuffer = validation.read_tflite_file(args.tflite, "--tflite")
         data_args.check_flatbuffer_data(flatbuffer, shape, info.num_classes,
                                         f"--tflite {args.tflite}", args.dataset)
         row = evaluate(flatbuffer, images, labels, args.latency_repeats, name=args.tflite)
@@ -264,7 +271,7 @@ def main(argv=None):
             if k != "confusion_matrix":
                 print(f"{k:24s} {v}")
         return 0
-    model = keras.saving.load_model(args.model)
+    model = validation.load_keras_model(args.model, "--model")
     check_model_data(model, shape, info.num_classes, f"--model {args.model}",
                      f"--dataset={args.dataset}")
     calib, _ = data_args.load(args, "train", args.calibration_examples)
@@ -285,4 +292,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from keras_caps.cli import run_main
+
+    run_main(main, use_absl=False)

@@ -29,6 +29,8 @@ import keras
 import numpy as np
 
 from keras_caps import layers as caps_layers
+from keras_caps import validation
+from keras_caps.errors import UserError
 from keras_caps.io_utils import write_bytes
 from keras_caps.models.heads import classifier
 
@@ -43,7 +45,7 @@ SUPPORTED_LAYERS = (
 )
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The model or the request cannot be exported."""
 
 
@@ -72,7 +74,7 @@ def export_form(model, batch_size=1, squared=True):
     if int(batch_size) < 1:
         raise ExportError(f"batch_size must be >= 1, got {batch_size}.")
     try:
-        head = classifier(model)
+        head = classifier(validation.check_capsnet(model, "the model to export"))
     except ValueError as err:
         raise ExportError(f"not a keras_caps model: {err}") from err
     _check_supported(head)
@@ -97,6 +99,7 @@ def representative_dataset(images, num_examples=200, seed=0):
         raise ExportError(
             f"representative data must be a non-empty (N, H, W, C) array, got shape {images.shape}."
         )
+    images = validation.check_images(images, "representative (calibration) images")
     rng = np.random.RandomState(seed)
     idx = rng.choice(len(images), min(num_examples, len(images)), replace=False)
     sample = images[idx].astype(np.float32)
@@ -196,7 +199,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not os.path.exists(args.model):
         parser.error(f"--model {args.model} does not exist")
-    model = keras.saving.load_model(args.model)
+    model = validation.load_keras_model(args.model, "--model")
     needs_data = args.mode in ("int8", "int8_pot", "int16x8")
     info = rep = None
     if needs_data or args.dataset:  # a float export without --dataset checks nothing
@@ -218,4 +221,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from keras_caps.cli import run_main
+
+    run_main(main, use_absl=False)

@@ -9,7 +9,7 @@ are. A re-run resumes (or, when finished, just reports) the run in --model_dir.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from train import train_capsnet
 
@@ -50,5 +50,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     train_capsnet.define_flags()
-    app.run(main)
+    run_main(main)

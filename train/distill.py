@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from train import train_capsnet
 
@@ -63,6 +63,13 @@ def define_flags():
                       "important channels / capsule types before distilling.")
     flags.DEFINE_string("transfer_importance", None, "JSON file {teacher layer: [scores]} "
                         "(e.g. CHIP scores) for --transfer_init; default: L1 norms.")
+
+
+STUDENT_FLAGS = ("student_conv_filters", "student_conv_kernel", "student_primary_capsules",
+                 "student_primary_dim", "student_primary_kernel", "student_class_dim",
+                 "student_routings", "student_decoder", "student_weight_sharing", "transfer_init")
+DISTILLATION_FLAGS = ("temperature", "alpha", "beta", "task_loss", "capsule_weight",
+                      "optimizer", "learning_rate", "lr_policy", "batch_policy", "recon_weight")
 
 
 def _teacher_layer(teacher, name):
@@ -116,6 +123,7 @@ def run(flags_obj, datasets_override=None):
     """
     import keras
 
+    from keras_caps import validation
     from keras_caps.io_utils import write_json
     from keras_caps.training.distillation import Distiller, fit_distiller
     from keras_caps.training.transfer import init_student_from_teacher
@@ -127,6 +135,7 @@ def run(flags_obj, datasets_override=None):
     if not os.path.exists(flags_obj.teacher):
         raise ValueError(f"--teacher {flags_obj.teacher!r} does not exist; train one with "
                          "`python -m train.train_capsnet` and pass its model.keras.")
+    validation.check_keras_file(flags_obj.teacher, "--teacher")
     keras.utils.set_random_seed(flags_obj.seed)
     train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override)
     num_classes = train_capsnet.dataset_info(flags_obj).num_classes
@@ -140,7 +149,9 @@ def run(flags_obj, datasets_override=None):
     report_path = os.path.join(flags_obj.model_dir, "transfer_report.json")
 
     def build():
-        teacher = keras.saving.load_model(flags_obj.teacher, compile=False)
+        teacher = validation.check_capsnet(
+            validation.load_keras_model(flags_obj.teacher, "--teacher", compile=False),
+            f"--teacher {flags_obj.teacher!r}")
         student = build_student(flags_obj, teacher, num_classes)
         if flags_obj.transfer_init:
             report = init_student_from_teacher(teacher, student, importance=importance)
@@ -162,6 +173,10 @@ def run(flags_obj, datasets_override=None):
         batch_policy=batch_policy,
         strategy=train_capsnet.make_strategy(flags_obj.distribution_strategy),
         augment_shift=flags_obj.augment_shift, seed=flags_obj.seed, verbose=flags_obj.verbose,
+        run_config=train_capsnet.run_config(
+            flags_obj, architecture=STUDENT_FLAGS, training=DISTILLATION_FLAGS,
+            teacher=os.path.abspath(flags_obj.teacher)),
+        overwrite=getattr(flags_obj, "overwrite", False),
     )
     metrics.update(teacher=flags_obj.teacher, temperature=flags_obj.temperature,
                    alpha=flags_obj.alpha, beta=flags_obj.beta, task_loss=flags_obj.task_loss,
@@ -181,7 +196,9 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
     flags.mark_flag_as_required("model_dir")
     flags.mark_flag_as_required("teacher")
-    app.run(main)
+    run_main(main)

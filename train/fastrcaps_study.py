@@ -25,7 +25,7 @@ import math
 import os
 import types
 
-from absl import app, flags
+from absl import flags
 
 from train import train_capsnet
 
@@ -133,5 +133,7 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
-    app.run(main)
+    run_main(main)

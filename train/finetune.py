@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from train import train_capsnet
 
@@ -54,6 +54,10 @@ def define_flags():
     flags.DEFINE_enum("finetune_loss", "margin", ["margin", "crossentropy"],
                       "Task loss: margin, or cross-entropy of the normalised capsule lengths "
                       "(eq. 14).")
+
+
+# what the checkpoint fixes (--unfreeze_schedule is applied anew by a callback on resume)
+FINETUNE_FLAGS = ("num_classes", "head_class_dim", "head_decoder", "l2", "finetune_loss")
 
 
 def parse_schedule(text):
@@ -102,7 +106,7 @@ def run(flags_obj, datasets_override=None):
     """
     import keras
 
-    from keras_caps import schedules
+    from keras_caps import schedules, validation
     from keras_caps.io_utils import write_json
     from keras_caps.training import fit_capsnet
     from keras_caps.training.transfer import (
@@ -127,7 +131,8 @@ def run(flags_obj, datasets_override=None):
     train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override,
                                                         num_classes, "; set --num_classes")
     batch_policy = train_capsnet.batch_policy_from_flags(flags_obj)
-    pretrained = keras.saving.load_model(flags_obj.pretrained, compile=False)
+    pretrained = validation.load_keras_model(flags_obj.pretrained, "--pretrained",
+                                             compile=False)
     try:
         old_classes = int(pretrained.get_layer("length").output.shape[-1])
     except ValueError as err:
@@ -164,6 +169,9 @@ def run(flags_obj, datasets_override=None):
         strategy=train_capsnet.make_strategy(flags_obj.distribution_strategy),
         augment_shift=flags_obj.augment_shift, seed=flags_obj.seed, verbose=flags_obj.verbose,
         callbacks=callbacks,
+        run_config=train_capsnet.run_config(
+            flags_obj, architecture=FINETUNE_FLAGS, pretrained=os.path.abspath(flags_obj.pretrained)),
+        overwrite=getattr(flags_obj, "overwrite", False),
     )
     metrics.update(pretrained=flags_obj.pretrained, num_classes=num_classes, l2=flags_obj.l2,
                    unfreeze_schedule=flags_obj.unfreeze_schedule,
@@ -181,7 +189,9 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
     flags.mark_flag_as_required("model_dir")
     flags.mark_flag_as_required("pretrained")
-    app.run(main)
+    run_main(main)

@@ -40,7 +40,7 @@ import statistics
 import time
 import types
 
-from absl import app, flags
+from absl import flags
 
 from train import distill, fastrcaps_study, train_capsnet
 
@@ -335,5 +335,7 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
-    app.run(main)
+    run_main(main)

@@ -31,7 +31,10 @@ the int8 export calibrates on the same training images, e.g.
         --image_size=24 --grayscale
 (the quick preset reads at most 20,000 training and 2,000 test images).
 
-A re-run skips stages with a done.json and resumes an interrupted training stage from its
+A stage is marked done (done.json) only when the stages it reads from are done and every
+file it names in its result exists and is not empty; `report` is marked done only when every
+other stage is (a partial report is written but redone later), and with no finished stage at
+all it is an error. A re-run skips stages with a done.json and resumes an interrupted training stage from its
 checkpoint. --stages runs a subset (their inputs must exist from an earlier run). Every flag
 of train_capsnet / distill / prune / quantize is accepted; the preset sets the defaults below
 and explicit flags win.
@@ -47,7 +50,7 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 from train import distill, prune, quantize, train_capsnet
 from train.train_capsnet import quiet_retracing_warnings
@@ -55,6 +58,7 @@ from train.train_capsnet import quiet_retracing_warnings
 FLAGS = flags.FLAGS
 
 STAGES = ("teacher", "student", "prune", "quantize", "export", "evaluate", "report")
+OUTPUT_EXTENSIONS = (".keras", ".json", ".tflite", ".md", ".png")
 
 # Student = the microcontroller CapsNet of train/configs/mcu_student.flags.
 _STUDENT = dict(student_conv_filters=16, student_primary_capsules=4, student_primary_dim=8,
@@ -108,14 +112,55 @@ def _done_path(out, stage):
 
 
 def _load_done(out, stage):
+    from keras_caps.errors import UserError
+
     path = _done_path(out, stage)
     if not os.path.exists(path):
-        raise ValueError(
+        raise UserError(
             f"stage {stage!r} has not finished in {out} (no {path}); run it first, e.g. "
             f"--stages={stage},... or without --stages."
         )
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is unreadable ({err}); delete it and run stage {stage!r} "
+                        "again.") from err
+    missing = _missing_outputs(result)
+    if missing:
+        raise UserError(
+            f"stage {stage!r} is marked done in {out} but its outputs {missing} are missing or "
+            f"empty; delete {path} and run --stages={stage} again."
+        )
+    return result
+
+
+def _output_paths(result):
+    """Every file path a stage result names (strings ending in a known extension)."""
+    if isinstance(result, dict):
+        return [p for v in result.values() for p in _output_paths(v)]
+    if isinstance(result, (list, tuple)):
+        return [p for v in result for p in _output_paths(v)]
+    if isinstance(result, str) and result.endswith(OUTPUT_EXTENSIONS):
+        return [result]
+    return []
+
+
+def _missing_outputs(result):
+    return [p for p in _output_paths(result)
+            if not os.path.isfile(p) or os.path.getsize(p) == 0]
+
+
+def _mark_done(root, stage, result):
+    """Writes <stage>/done.json after checking that every output the result names exists."""
+    from keras_caps.errors import UserError
+    from keras_caps.io_utils import write_json
+
+    missing = _missing_outputs(result)
+    if missing:
+        raise UserError(f"stage {stage!r} did not write its outputs {missing}; it is not marked "
+                        "done. See the messages above and run it again.")
+    write_json(_done_path(root, stage), result)
 
 
 def _model_stats(path):
@@ -239,7 +284,7 @@ def run(flags_obj, datasets_override=None):
     """Runs the requested stages; returns {stage: result}. See the module docstring."""
     import keras
 
-    from keras_caps.io_utils import write_json
+    from keras_caps.training.run_dir import RunLock, move_previous
 
     if not flags_obj.model_dir:
         raise ValueError("--model_dir is required: the folder for every stage and the report.")
@@ -248,7 +293,18 @@ def run(flags_obj, datasets_override=None):
         raise ValueError(f"unknown --stages {unknown}; choose from {list(STAGES)}.")
     keras.utils.set_random_seed(flags_obj.seed)
     root = flags_obj.model_dir
-    os.makedirs(root, exist_ok=True)
+    with RunLock(root):
+        if getattr(flags_obj, "overwrite", False):
+            moved = move_previous(root)
+            if moved and flags_obj.verbose:
+                print(f"--overwrite: moved the previous contents of {root} to {moved}")
+            flags_obj = _with(flags_obj, overwrite=False)  # the stages start in empty folders
+        return _run_stages(flags_obj, root, datasets_override)
+
+
+def _run_stages(flags_obj, root, datasets_override):
+    from keras_caps.errors import UserError
+
     needs_data = any(s in flags_obj.stages for s in STAGES[:-1]) or (
         "report" in flags_obj.stages and flags_obj.model == "deep_capsnet")  # heatmaps
     data = train_capsnet.load_datasets(flags_obj, datasets_override) if needs_data else None
@@ -278,10 +334,21 @@ def run(flags_obj, datasets_override=None):
         elif stage == "evaluate":
             result = stage_evaluate(flags_obj, out, data, _need(results, root, "export"))
         else:
+            finished = [s for s in STAGES[:-1] if s in results]
+            if not finished:
+                raise UserError(
+                    f"--stages=report: no stage has finished in {root}, so there is nothing to "
+                    "report; run the pipeline without --stages (or the earlier stages) first."
+                )
             result = stage_report(flags_obj, out, results, data)
         result["stage_seconds"] = time.perf_counter() - t0
-        write_json(_done_path(root, stage), result)
         results[stage] = result
+        if stage == "report" and len(finished) < len(STAGES) - 1:
+            if flags_obj.verbose:
+                print(f"[pipeline] report: partial (stages {[s for s in STAGES[:-1] if s not in results]} "
+                      "not done), so it is not marked done; a later run rewrites it.")
+            continue
+        _mark_done(root, stage, result)
     return results
 
 
@@ -299,5 +366,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
-    app.run(main)
+    run_main(main)

@@ -29,7 +29,7 @@ import json
 import os
 import types
 
-from absl import app, flags
+from absl import flags
 
 from train import train_capsnet
 
@@ -122,14 +122,12 @@ def model_stats(model):
 
 def load_capsnet(path):
     """A saved capsnet (a saved CCMTrainer is unwrapped)."""
-    import keras
-
     import keras_caps.pruning  # noqa: F401  (registers CCMTrainer)
+    from keras_caps import validation
     from keras_caps.pruning import unwrap
 
-    if not os.path.exists(path):
-        raise ValueError(f"model file {path} does not exist.")
-    return unwrap(keras.saving.load_model(path))
+    return validation.check_capsnet(unwrap(validation.load_keras_model(path, "model file")),
+                                    f"model {path!r}")
 
 
 def train_base(flags_obj, datasets, out_dir):
@@ -398,6 +396,8 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
     flags.mark_flag_as_required("model_dir")
-    app.run(main)
+    run_main(main)

@@ -24,7 +24,7 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 from train.train_capsnet import quiet_retracing_warnings
 
@@ -123,16 +123,19 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
     """
     import keras
 
+    from keras_caps import validation
     from keras_caps.io_utils import write_json, write_text
     from keras_caps.quantization import progressive, report, simulate
+    from keras_caps.quantization.pot import check_bit_range
     from keras_caps.quantization.spec import FORMAT, VERSION, save_spec
     from train.train_capsnet import apply_preset, check_loaded_model, dataset_info, image_shape_of
 
     apply_preset(flags_obj, PRESETS)
     if flags_obj.tolerance < 0:
         raise ValueError(f"--tolerance must be >= 0 accuracy points, got {flags_obj.tolerance}.")
+    check_bit_range(flags_obj.min_bits, flags_obj.max_bits)
     keras.utils.set_random_seed(flags_obj.seed)
-    model = model or load_model(flags_obj.model_path)
+    model = validation.check_capsnet(model or load_model(flags_obj.model_path), "the model")
     out = flags_obj.output_dir or os.path.join(
         os.path.dirname(os.path.abspath(flags_obj.model_path or ".")), "quantization")
     if datasets_override:
@@ -145,6 +148,10 @@ def run(flags_obj, datasets_override=None, model=None, qat_override=None):
     check_loaded_model(model, flags_obj.model_path or "(in memory)", "model_path", flags_obj,
                        image_shape_of(xs),
                        None if datasets_override else dataset_info(flags_obj).num_classes)
+    num_classes = int(model.get_layer("length").output.shape[-1])
+    calib = validation.check_images(calib, "calibration images")
+    xs, ys = validation.check_dataset(xs, ys, num_classes, "search split")
+    xt, yt = validation.check_dataset(xt, yt, num_classes, "test split")
     os.makedirs(out, exist_ok=True)
     say = print if flags_obj.verbose else None
     t0 = time.perf_counter()
@@ -223,5 +230,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
-    app.run(main)
+    run_main(main)

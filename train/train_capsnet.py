@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from keras_caps.schedules import LR_POLICIES
 
@@ -132,6 +132,10 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Random seed.")
     # run
     flags.DEFINE_string("model_dir", None, "Output folder (required).")
+    flags.DEFINE_bool("overwrite", False, "Start over in a --model_dir that holds an earlier "
+                      "run: its contents are moved to <model_dir>.previous-<time>/ (nothing is "
+                      "deleted). Without it a changed configuration or results without a "
+                      "checkpoint are an error.")
     flags.DEFINE_enum("distribution_strategy", "one_device", ["one_device", "mirrored", "multi_worker"],
                       "tf.distribute strategy.")
     flags.DEFINE_integer("verbose", 1, "1: progress bar, 0: silent.")
@@ -188,6 +192,11 @@ def check_input_size(flags_obj, input_shape):
 
     if flags_obj.model == "capsnet":
         check_capsnet_size(input_shape, flags_obj.conv_kernel, flags_obj.primary_kernel)
+    elif flags_obj.model == "mcu_capsnet":  # backbone strides (1, 2, 2[, ...]), primary 3x3 / 2
+        from keras_caps.models.mcu_capsnet import MCU_SIZES
+
+        strides = MCU_SIZES[getattr(flags_obj, "mcu_size", "S")]["backbone_strides"]
+        check_deep_capsnet_size(input_shape, strides)
     else:
         check_deep_capsnet_size(input_shape)
 
@@ -292,7 +301,7 @@ def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
     Any --dataset spelling (keras_caps.data_sources), resized / converted by --image_size,
     --grayscale / --channels. `hint` ends the error message (e.g. "; set --num_classes").
     """
-    from keras_caps import data
+    from keras_caps import data, validation
 
     options = data_options(flags_obj)
 
@@ -306,14 +315,34 @@ def load_datasets(flags_obj, datasets_override=None, num_classes=None, hint=""):
     if held_out:
         datasets = validation_split(datasets[0], held_out)
     num_classes = num_classes or dataset_info(flags_obj).num_classes
-    for name, (_, labels) in zip(("training", evaluation_split(flags_obj)), datasets):
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(
-                f"{name} labels must lie in [0, {num_classes}) for {flags_obj.dataset}, got "
-                f"[{labels.min()}, {labels.max()}]{hint}."
-            )
+    datasets = tuple(  # images uint8 or float in [0, 1], finite; integer labels in range
+        validation.check_dataset(images, labels, num_classes, name,
+                                 hint=f" for {flags_obj.dataset}{hint}")
+        for name, (images, labels) in zip(("training", evaluation_split(flags_obj)), datasets))
     # an override is taken as prepared (the pipeline passes its preprocessed arrays on)
     return datasets if datasets_override else preprocess(flags_obj, datasets)
+
+
+ARCHITECTURE_FLAGS = ("model", "conv_filters", "conv_kernel", "primary_capsules", "primary_dim",
+                      "primary_kernel", "num_capsules", "capsule_dim", "num_intermediate",
+                      "backbone_filters", "class_dim", "routings", "decoder", "weight_sharing",
+                      "init_length", "mcu_size")
+DATA_FLAGS = ("dataset", "train_examples", "test_examples", "validation_examples", "image_size",
+              "grayscale", "channels", "test_fraction", "balance", "denoise",
+              "remove_constant_features")
+# fixed by the checkpoint (its compiled loss and optimizer): a resume would ignore new values
+TRAINING_FLAGS = ("optimizer", "learning_rate", "lr_policy", "batch_policy", "recon_weight")
+
+
+def run_config(flags_obj, architecture=ARCHITECTURE_FLAGS, data=DATA_FLAGS,
+               training=TRAINING_FLAGS, **extra):
+    """The run's config.json sections from the flags: {"architecture", "data", "training",
+    **extra}; a resume with any of them changed is an error (keras_caps.training.run_dir)."""
+    def section(names):
+        return {n: getattr(flags_obj, n, None) for n in names}
+
+    return {"architecture": section(architecture), "data": section(data),
+            "training": section(training), **extra}
 
 
 def validation_split(train, num_examples):
@@ -416,6 +445,7 @@ def run(flags_obj, datasets_override=None):
         build, train_data, test_data, flags_obj.model_dir, epochs=flags_obj.epochs,
         batch_policy=batch_policy, strategy=make_strategy(flags_obj.distribution_strategy),
         augment_shift=flags_obj.augment_shift, seed=flags_obj.seed, verbose=flags_obj.verbose,
+        run_config=run_config(flags_obj), overwrite=getattr(flags_obj, "overwrite", False),
     )
     return metrics
 
@@ -428,6 +458,8 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
     flags.mark_flag_as_required("model_dir")
-    app.run(main)
+    run_main(main)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from train import prune as prune_lib
 from train import train_capsnet
@@ -421,5 +421,7 @@ def main(_):
 
 
 if __name__ == "__main__":
+    from keras_caps.cli import run_main
+
     define_flags()
-    app.run(main)
+    run_main(main)

@@ -32,7 +32,13 @@ def attach_heads(image, class_caps, decoder, decoder_units, name):
 
 def image_input(model):
     """The image input tensor of a keras_caps model (plain or with a label input)."""
-    inputs = model.input
+    try:
+        inputs = model.input
+    except AttributeError as err:  # a Sequential / subclassed model that was never called
+        raise ValueError(
+            f"model {model.name!r} has no defined input (it was never built or called); "
+            "keras_caps needs a functional capsnet / deep_capsnet."
+        ) from err
     if isinstance(inputs, dict):
         if "image" not in inputs:
             raise ValueError(f"model {model.name!r} has no 'image' input: {list(inputs)}.")

@@ -35,12 +35,26 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_caps.errors import UserError
+
 ROUNDING_MODES = ("nearest", "truncate", "stochastic")
 CLIPPING_METHODS = ("maxabs", "percentile", "mse")
 GRANULARITIES = ("tensor", "channel", "block")
 MIN_BITS, MAX_BITS = 2, 16
+# fractional bits f (scale 2^-f) a spec may hold: 2^+-64 and values times it stay finite in
+# float32; calibration clamps to it (a tensor with max|x| < 2^-50 quantizes to ~0 anyway)
+FRAC_BITS_LIMIT = 64
 MSE_SEARCH = 6  # extra fractional bits tried by the "mse" clipping
 DEFAULT_PERCENTILE = 99.99
+
+
+def check_bit_range(min_bits, max_bits):
+    """Validates a search range of bit-widths: both valid and min_bits <= max_bits."""
+    lo, hi = check_bits(min_bits, "min_bits"), check_bits(max_bits, "max_bits")
+    if lo > hi:
+        raise UserError(f"min_bits ({lo}) must not exceed max_bits ({hi}): the searches try "
+                        "bit-widths from max_bits down to min_bits.")
+    return lo, hi
 
 
 def check_bits(bits, what="bits"):
@@ -48,7 +62,7 @@ def check_bits(bits, what="bits"):
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not (
         MIN_BITS <= int(bits) <= MAX_BITS
     ):
-        raise ValueError(
+        raise UserError(
             f"{what} must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}. Power-of-two "
             "fixed point below 2 bits has no sign and magnitude; above 16 use float32."
         )
@@ -104,7 +118,7 @@ def maxabs_frac_bits(maxabs, bits):
     hi = 2 ** (check_bits(bits) - 1) - 1
     m = np.asarray(maxabs, np.float64)
     safe = np.where(m > 0, m, 1.0)
-    f = np.floor(np.log2(hi / safe))
+    f = np.clip(np.floor(np.log2(hi / safe)), -FRAC_BITS_LIMIT, FRAC_BITS_LIMIT)
     return np.where(m > 0, f, bits - 1).astype(np.int32)
 
 
@@ -131,7 +145,7 @@ def _choose(values, bits, clipping, percentile, rounding):
         return base
     best, best_err = base, math.inf
     v = values.astype(np.float32)
-    for f in range(base, base + MSE_SEARCH + 1):
+    for f in range(base, max(base, min(base + MSE_SEARCH, FRAC_BITS_LIMIT)) + 1):
         q = np.asarray(quantize(v, bits, f, "nearest" if rounding == "stochastic" else rounding))
         err = float(np.mean((q - v) ** 2))
         if err < best_err:
@@ -199,9 +213,11 @@ def quantize_array(x, bits, clipping="mse", granularity="tensor", axis=-1, block
 __all__ = [
     "CLIPPING_METHODS",
     "GRANULARITIES",
+    "FRAC_BITS_LIMIT",
     "MAX_BITS",
     "MIN_BITS",
     "ROUNDING_MODES",
+    "check_bit_range",
     "check_bits",
     "frac_bits_for",
     "maxabs_frac_bits",

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from keras_caps.quantization.memory import memory_summary, reduction_factors
-from keras_caps.quantization.pot import MAX_BITS, MIN_BITS, quantize
+from keras_caps.quantization.pot import MAX_BITS, MIN_BITS, check_bit_range, check_bits, quantize
 from keras_caps.quantization.simulate import (
     WeightQuantizer,
     accuracy,
@@ -135,6 +135,7 @@ def _bisect(lo, hi, passes):
 
 def uniform_search(ev, tolerance, max_bits=MAX_BITS, min_bits=MIN_BITS, **spec_options):
     """Approach A: the smallest uniform bit-width within `tolerance` (see module docstring)."""
+    min_bits, max_bits = check_bit_range(min_bits, max_bits)
     start, evals0, trace = time.perf_counter(), ev.evaluations, []
 
     def acc_at(bits):
@@ -168,6 +169,7 @@ def layerwise_search(ev, tolerance, weight_reduction=7.02, base=None, min_bits=M
         steps: bits dropped per layer depth.
         max_evaluations: candidates evaluated at most.
     """
+    min_bits = check_bits(min_bits, "min_bits")
     start, evals0, trace = time.perf_counter(), ev.evaluations, []
     base = base or uniform_search(ev, tolerance)
     spec0 = strip_exponents(base.spec)
@@ -246,6 +248,7 @@ def sensitivity(ev, spec):
 
 def refinement_search(ev, tolerance, base=None, min_bits=MIN_BITS):
     """Approach C: per-layer, per-kind lowering from A's spec, least sensitive first."""
+    min_bits = check_bits(min_bits, "min_bits")
     start, evals0, trace = time.perf_counter(), ev.evaluations, []
     base = base or uniform_search(ev, tolerance)
     spec = strip_exponents(base.spec)

@@ -36,11 +36,13 @@ import json
 import keras
 
 from keras_caps.capsule_ops import ROUTING_TENSORS
+from keras_caps.errors import UserError
 from keras_caps.io_utils import write_json
 from keras_caps.layers import ConvCapsule, DenseCapsule
 from keras_caps.models.heads import classifier
 from keras_caps.quantization.pot import (
     CLIPPING_METHODS,
+    FRAC_BITS_LIMIT,
     GRANULARITIES,
     MAX_BITS,
     MIN_BITS,
@@ -98,7 +100,7 @@ SCHEMA = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A quantization spec that is malformed or does not fit the model."""
 
 
@@ -110,6 +112,17 @@ def _check_frac(value, where):
     ok = _is_int(value) or (isinstance(value, list) and value and all(_is_int(v) for v in value))
     if not ok:
         raise SpecError(f"{where} must be an integer or a non-empty list of integers, got {value!r}.")
+    _check_frac_range(value if isinstance(value, list) else [value], where)
+
+
+def _check_frac_range(values, where):
+    bad = [v for v in values if abs(v) > FRAC_BITS_LIMIT]
+    if bad:
+        raise SpecError(
+            f"{where} has exponent(s) {bad[:4]} outside [-{FRAC_BITS_LIMIT}, {FRAC_BITS_LIMIT}]: "
+            "scales of 2^-f that far from 1 overflow float32 (NaN outputs). Re-create the spec "
+            "with train.quantize, or delete the *_frac_bits entries to re-calibrate them."
+        )
 
 
 def validate(spec, model=None):
@@ -180,12 +193,14 @@ def validate(spec, model=None):
         if act is not None:
             if not isinstance(act, list) or not all(_is_int(v) for v in act):
                 raise SpecError(f"{where} activation_frac_bits must be a list of integers.")
+            _check_frac_range(act, f"{where} activation_frac_bits")
         for kind, value in (entry.get("routing_frac_bits") or {}).items():
             if kind not in ROUTING_TENSORS or not _is_int(value):
                 raise SpecError(
                     f"{where} routing_frac_bits[{kind!r}]={value!r}: keys are "
                     f"{list(ROUTING_TENSORS)} with integer values."
                 )
+            _check_frac_range([value], f"{where} routing_frac_bits[{kind!r}]")
     return out
 
 

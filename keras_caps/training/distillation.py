@@ -61,8 +61,15 @@ from keras_caps.capsule_ops import safe_length
 from keras_caps.io_utils import save_model, write_json
 from keras_caps.losses import ReconstructionLoss, margin_loss
 from keras_caps.models.heads import has_decoder, image_input
-from keras_caps.training.callbacks import ResumableCheckpoint
-from keras_caps.training.loop import EpochTimer, batch_size_fn, resume_or_build
+from keras_caps.training.callbacks import ResumableCheckpoint, StopOnNonFiniteLoss
+from keras_caps.training.loop import (
+    EpochTimer,
+    batch_size_fn,
+    build_or_resume,
+    check_splits,
+    run_directory,
+)
+from keras_caps.training.run_dir import data_fingerprint
 
 TASK_LOSSES = ("margin", "crossentropy")
 
@@ -433,7 +440,7 @@ class BestStudentCheckpoint(keras.callbacks.Callback):
 
 def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_size=None,
                   batch_policy=None, strategy=None, augment_shift=0, seed=0, verbose=1,
-                  callbacks=()):
+                  callbacks=(), run_config=None, overwrite=False):
     """Distils epoch by epoch, resuming from `model_dir` when a checkpoint is there.
 
     Like `fit_capsnet`: each epoch rebuilds its tf.data pipeline with the batch size of the
@@ -446,8 +453,9 @@ def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batc
             scope, only when there is no checkpoint to resume.
         train_data, val_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
         epochs: total epochs (a resumed run trains only the missing ones).
-        batch_size / batch_policy / strategy / augment_shift / seed / verbose / callbacks: as in
-            `keras_caps.training.fit_capsnet`.
+        batch_size / batch_policy / strategy / augment_shift / seed / verbose / callbacks /
+            run_config / overwrite: as in `keras_caps.training.fit_capsnet` (the same lock,
+            checkpoint, config and NaN-loss checks).
     Returns:
         metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss, epochs,
         train_time_s, params (student), teacher_params, history, model_path.
@@ -455,7 +463,17 @@ def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batc
     batch_of = batch_size_fn(batch_size, batch_policy)
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    distiller, state, checkpoint_dir = resume_or_build(model_dir, build_distiller, strategy)
+    train_data, val_data = check_splits(train_data, val_data)
+    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
+    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
+        return _fit_distiller(build_distiller, train_data, val_data, out_dir, epochs, batch_of,
+                              rd, strategy, augment_shift, seed, verbose, callbacks)
+
+
+def _fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_of, rd,
+                   strategy, augment_shift, seed, verbose, callbacks):
+    distiller = build_or_resume(rd, build_distiller, strategy)
+    state, checkpoint_dir = rd.state, rd.checkpoint_dir
     if not isinstance(distiller, Distiller):
         raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
     expected = tuple(image_input(distiller.student).shape[1:])
@@ -484,7 +502,8 @@ def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batc
                                          augment_shift=augment_shift, seed=seed + epoch,
                                          num_classes=distiller.num_classes)
         distiller.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, validation_data=val_ds,
-                      callbacks=[timer, best_student, checkpoint, tensorboard, *callbacks],
+                      callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, best_student,
+                                 checkpoint, tensorboard, *callbacks],
                       shuffle=False, verbose=verbose)
     results = distiller.evaluate(val_ds, verbose=0, return_dict=True)
     history = checkpoint.history

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 
 from keras_caps import data as data_lib
+from keras_caps import validation
 from keras_caps.io_utils import save_model, write_json
 from keras_caps.losses import MarginLoss, ReconstructionLoss
 from keras_caps.models.heads import has_decoder, image_input
-from keras_caps.training.callbacks import ResumableCheckpoint, load_last_model, read_state
+from keras_caps.training.callbacks import (
+    ResumableCheckpoint,
+    StopOnNonFiniteLoss,
+    load_last_model,
+    read_state,
+)
+from keras_caps.training.run_dir import RunDirectory, data_fingerprint
 
 
 def accuracy_key(model):
@@ -61,15 +70,116 @@ def _check_arrays(name, arrays, model):
     images, labels = arrays
     expected = tuple(image_input(model).shape[1:])
     if tuple(images.shape[1:]) != expected:
-        raise ValueError(
+        raise validation.InputDataError(
             f"{name} images have shape {tuple(images.shape[1:])} but the model expects "
             f"{expected}; build the model with input_shape={tuple(images.shape[1:])} or "
             "choose the matching dataset."
         )
     if len(images) != len(labels):
-        raise ValueError(f"{name}: {len(images)} images but {len(labels)} labels.")
+        raise validation.InputDataError(f"{name}: {len(images)} images but {len(labels)} labels.")
     if len(images) == 0:
-        raise ValueError(f"{name} split is empty.")
+        raise validation.InputDataError(f"{name} split is empty.")
+
+
+def check_splits(train_data, val_data):
+    """Both (images, labels) splits through `keras_caps.validation` (dtype, range, finite)."""
+    return (validation.check_dataset(*train_data, name="training"),
+            validation.check_dataset(*val_data, name="validation"))
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's results: True except for the non-chief workers
+    of a multi-worker strategy (task "chief", or "worker" 0 when there is no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return task_type == "worker" and int(resolver.task_id) == 0 and "chief" not in cluster
+
+
+@contextlib.contextmanager
+def run_directory(model_dir, strategy=None, config=None, overwrite=False, verbose=1):
+    """The RunDirectory a training loop writes to (lock, checkpoint state, config checks).
+
+    The chief (every single-process run) locks and writes `model_dir`. A non-chief worker of a
+    multi-worker run resumes from the chief's checkpoint in `model_dir` but writes to a
+    temporary folder that is removed afterwards (as in Keras' multi-worker guide), so only the
+    chief's files end up in `model_dir`. Yields (RunDirectory, folder to write to).
+    """
+    if is_chief(strategy):
+        with RunDirectory(model_dir, config, overwrite=overwrite, verbose=verbose) as rd:
+            yield rd, model_dir
+        return
+    task_id = strategy.cluster_resolver.task_id
+    folder = tempfile.mkdtemp(prefix=f"keras_caps_worker{task_id}_")
+    try:
+        rd = RunDirectory(folder, lock=False)
+        rd.state = read_state(os.path.join(model_dir, "checkpoints"))
+        rd.checkpoint_dir = os.path.join(model_dir, "checkpoints")  # where to resume from
+        yield rd, folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def build_or_resume(rd, build, strategy=None):
+    """The model of the RunDirectory's checkpoint (when it has one), or `build()`, in scope."""
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        return load_last_model(rd.checkpoint_dir) if rd.state else build()
+
+
+def in_multi_worker_mode(strategy):
+    """Whether `strategy` is a multi-worker (collective) strategy with more than one worker."""
+    extended = getattr(strategy, "extended", None)
+    check = getattr(extended, "_in_multi_worker_mode", None)
+    return bool(check and check())
+
+
+def prepare_multi_worker(model, strategy, sample_ds):
+    """Works around Keras 3 (<= 3.15) failing `fit` / `evaluate` under a multi-worker strategy.
+
+    Keras' TF trainer (keras-team/keras#20585, tensorflow/tensorflow#72388) fails twice under
+    MultiWorkerMirroredStrategy: (1) it builds the model state from one distributed batch that
+    it first averages with `strategy.reduce`, which fails for a nested batch ("Attempt to
+    convert a value (PerReplica...) ... to a Tensor"); (2) it averages every step's scalar logs
+    with `strategy.reduce("MEAN", v, axis=0)`, which fails for scalars ("Invalid reduction
+    dimension 0 for input with 0 dimensions").
+
+    (1): the state (metrics, loss, optimizer variables) is built once here from a local batch
+    inside the strategy's scope, and this model's per-call build step is skipped. (2): see
+    `multi_worker_logs`. Both patch Keras internals (`Trainer._symbolic_build`, the TF
+    trainer's `_collective_all_reduce_multi_worker`); recheck them on a Keras upgrade. Gradients are all-reduced by the optimizer either way, so every worker
+    holds the same weights. Other strategies are left alone.
+    """
+    if not in_multi_worker_mode(strategy):
+        return model
+    batch = next(iter(sample_ds))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    return model
+
+
+@contextlib.contextmanager
+def multi_worker_logs(strategy):
+    """Inside: Keras returns each worker's logs as its metric objects hold them instead of
+    failing to average scalars across workers with `axis=0` (see `prepare_multi_worker`).
+    Measured (tests/test_multi_worker.py, two local workers): both workers log the same
+    losses, equal to a one-process run of the same global batch within 5 %."""
+    if not in_multi_worker_mode(strategy):
+        yield
+        return
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer._collective_all_reduce_multi_worker
+    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
+    try:
+        yield
+    finally:
+        tf_trainer._collective_all_reduce_multi_worker = original
 
 
 def batch_size_fn(batch_size=None, batch_policy=None):
@@ -80,20 +190,6 @@ def batch_size_fn(batch_size=None, batch_policy=None):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     fixed = int(batch_size)
     return lambda epoch: fixed
-
-
-def resume_or_build(model_dir, build, strategy=None):
-    """(model, state, checkpoint_dir): the last checkpoint under model_dir, or `build()`.
-
-    Both run inside the strategy's scope; state is None when nothing was checkpointed.
-    """
-    os.makedirs(model_dir, exist_ok=True)
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    state = read_state(checkpoint_dir)
-    with scope:
-        model = load_last_model(checkpoint_dir) if state else build()
-    return model, state, checkpoint_dir
 
 
 def fit_capsnet(
@@ -109,6 +205,8 @@ def fit_capsnet(
     seed=0,
     verbose=1,
     callbacks=(),
+    run_config=None,
+    overwrite=False,
 ):
     """Trains a model epoch by epoch, resuming from `model_dir` when a checkpoint is there.
 
@@ -130,13 +228,32 @@ def fit_capsnet(
         seed: shuffling / augmentation seed (epoch e uses seed + e, so resumes reproduce).
         verbose: Keras progress bar (1) or silence (0).
         callbacks: extra Keras callbacks.
+        run_config: dict of what defines the run (e.g. {"architecture": {...}, "data": {...}}),
+            saved as config.json with a fingerprint of the data; a resume with a different one
+            is an error (see keras_caps.training.run_dir).
+        overwrite: move what `model_dir` holds to a backup folder and start fresh.
     Returns:
         metrics dict: test_accuracy, test_loss, epochs, train_time_s, params, history, ...
+    Raises:
+        RunDirError: `model_dir` locked by another run, a damaged checkpoint, results without
+            a checkpoint, or a changed configuration.
+        InputDataError: bad images or labels (keras_caps.validation).
+        NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     batch_of = batch_size_fn(batch_size, batch_policy)
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    model, state, checkpoint_dir = resume_or_build(model_dir, build_model, strategy)
+    train_data, val_data = check_splits(train_data, val_data)
+    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
+    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
+        return _fit_capsnet(build_model, train_data, val_data, out_dir, epochs, batch_of, rd,
+                            strategy, augment_shift, seed, verbose, callbacks)
+
+
+def _fit_capsnet(build_model, train_data, val_data, model_dir, epochs, batch_of, rd, strategy,
+                 augment_shift, seed, verbose, callbacks):
+    model = build_or_resume(rd, build_model, strategy)
+    state, checkpoint_dir = rd.state, rd.checkpoint_dir
     _check_arrays("training", train_data, model)
     _check_arrays("validation", val_data, model)
     start = state["epoch"] if state else 0
@@ -154,28 +271,31 @@ def fit_capsnet(
     val_ds = data_lib.make_dataset(
         *val_data, batch_size=max(batch_of(0), 64), shuffle=False, num_classes=num_classes
     ).map(io)
-    if start and verbose:
-        print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
-    for epoch in range(start, int(epochs)):
-        train_ds = data_lib.make_dataset(
-            *train_data,
-            batch_size=batch_of(epoch),
-            shuffle=True,
-            augment_shift=augment_shift,
-            seed=seed + epoch,
-            num_classes=num_classes,
-        ).map(io)
-        model.fit(
-            train_ds,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            validation_data=val_ds,
-            # user callbacks before the checkpoint, so metrics they add reach history.csv
-            callbacks=[timer, *callbacks, checkpoint, tensorboard],
-            shuffle=False,  # the dataset is already shuffled per epoch
-            verbose=verbose,
-        )
-    results = model.evaluate(val_ds, verbose=0, return_dict=True)
+    prepare_multi_worker(model, strategy, val_ds)
+    with multi_worker_logs(strategy):
+        if start and verbose:
+            print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
+        for epoch in range(start, int(epochs)):
+            train_ds = data_lib.make_dataset(
+                *train_data,
+                batch_size=batch_of(epoch),
+                shuffle=True,
+                augment_shift=augment_shift,
+                seed=seed + epoch,
+                num_classes=num_classes,
+            ).map(io)
+            model.fit(
+                train_ds,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=val_ds,
+                # user callbacks before the checkpoint, so metrics they add reach history.csv
+                callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
+                           tensorboard],
+                shuffle=False,  # the dataset is already shuffled per epoch
+                verbose=verbose,
+            )
+        results = model.evaluate(val_ds, verbose=0, return_dict=True)
     history = checkpoint.history
     metrics = {
         "test_accuracy": float(results[accuracy_key(model)]),
