@@ -8,8 +8,10 @@ The exported graph is the inference head (image -> class scores) in its integer-
       plans every tensor at prepare time;
     - squared capsule lengths |v|^2 as the class scores (no SQRT, which TFLite Micro has only in
       float; the class ranking is the same);
-    - squash as MUL + SUM + SUB + RSQRT (no DIV), routing with BATCH_MATMUL / SOFTMAX / SUM, the first
-      iteration's uniform coupling as a constant scale (no ZEROS_LIKE) — the layers' own forms.
+    - squash as MUL + MEAN + SUB + MAXIMUM + RSQRT (no DIV, no SUM), routing with
+      BATCH_MATMUL / SOFTMAX / MEAN, the first iteration's uniform coupling as a constant scale
+      (no ZEROS_LIKE): the layers' forms inside `capsule_ops.integer_form()`, on which
+      LiteRT's reference kernels and TFLite Micro agree bit for bit (docs/fidelity.md).
 int8 / int16x8 need a representative dataset (calibration images from the training split).
 Files are written atomically: a failed conversion leaves no partial file.
 """
@@ -131,8 +133,12 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
 
         return to_power_of_two(convert(model, "int8", representative_images, batch_size,
                                        squared, num_calibration))
+    from keras_caps.capsule_ops import integer_form
+
     form = export_form(model, batch_size, squared)
-    with tempfile.TemporaryDirectory() as tmp:
+    # the integer form of the capsule ops (MEAN reductions, bounded squash): every runtime
+    # computes the same on it (docs/fidelity.md); float32 keeps the training graph
+    with tempfile.TemporaryDirectory() as tmp, integer_form(mode != "float32"):
         # a static input signature: `model.export` relaxes the batch to None, and the
         # converter then declares wrong shapes for the -1 reshapes that TFLite Micro rejects
         archive = keras.export.ExportArchive()
