@@ -233,6 +233,11 @@ def agreement(votes, v):
     Returns:
         (B, J, N).
     """
+    if in_integer_form():
+        # MUL + MEAN(u_hat * (D v)): TFLite Micro's int8 BATCH_MATMUL rounds this product
+        # 1 step differently from LiteRT's kernels
+        d = float(votes.shape[-1])
+        return ops.mean(ops.multiply(votes, ops.expand_dims(ops.multiply(v, d), 2)), axis=-1)
     return ops.squeeze(ops.matmul(votes, ops.expand_dims(v, -1)), -1)  # (B, J, N, D) @ (B, J, D, 1)
 
 

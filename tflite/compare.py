@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from tflite.quiet import quiet_fds
+
 RUNTIMES = ("litert", "litert_ref", "tflm")
 PAIRS = tuple(itertools.combinations(RUNTIMES, 2))
 
@@ -322,39 +324,6 @@ def compare(flatbuffer, images, threshold=1.0, runtimes=RUNTIMES, local=True):
                       float(threshold), pairs)
 
 
-class quiet_fds:
-    """Redirects the process's file descriptors 1 and 2 to /dev/null (C++ prints included)."""
-
-    def __init__(self, enabled=True):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return self
-        import os
-
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self._saved = [os.dup(1), os.dup(2)]
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.dup2(null, 2)
-        os.close(null)
-        return self
-
-    def __exit__(self, *exc):
-        if not self.enabled:
-            return False
-        import os
-
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, saved in zip((1, 2), self._saved):
-            os.dup2(saved, fd)
-            os.close(saved)
-        return False
-
-
 def main(argv=None):
     import argparse
 
@@ -362,7 +331,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="path of the .tflite file")
     parser.add_argument("--images", type=int, default=20, help="number of test images")
-    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--dataset", default="fashion_mnist",
+                        help="test images of this dataset, or 'random' (uniform noise images "
+                             "of the model's input shape)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--split", default="test")
     parser.add_argument("--threshold", type=float, default=1.0,
@@ -377,10 +348,14 @@ def main(argv=None):
     except Exception as err:  # noqa: BLE001 - any unreadable file
         print(f"cannot read {args.model}: {err}", file=sys.stderr)
         return 2
-    from keras_caps import data
+    if args.dataset == "random":
+        shape = tuple(int(d) for d in input_detail(flatbuffer)["shape"][1:])
+        images = np.random.RandomState(0).randint(0, 256, (args.images,) + shape).astype("uint8")
+    else:
+        from keras_caps import data
 
-    images, _ = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
-                                 max_examples=args.images)
+        images, _ = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
+                                     max_examples=args.images)
     result = compare(flatbuffer, images, args.threshold)
     print(result.text(only_diverging=not args.all))
     return 0 if result.ok else 1
