@@ -135,9 +135,10 @@ class _Runner:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.BUILTIN_REF if kind == "litert_ref" else OpResolverType.AUTO
-        self.lite = Interpreter(model_content=bytes(flatbuffer), num_threads=1,
-                                experimental_op_resolver_type=resolver)
-        self.lite.allocate_tensors()
+        with quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            self.lite = Interpreter(model_content=bytes(flatbuffer), num_threads=1,
+                                    experimental_op_resolver_type=resolver)
+            self.lite.allocate_tensors()
         self.inputs = self.lite.get_input_details()
         self.outputs = self.lite.get_output_details()
 
