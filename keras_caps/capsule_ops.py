@@ -30,11 +30,53 @@ Two forms of the same routing:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import keras
 from keras import ops
 
 #: Added to squared norms inside square roots so that squash(0) = 0 with finite gradients.
 EPSILON = 1e-7
+
+_INTEGER_FORM = contextvars.ContextVar("keras_caps_integer_form", default=False)
+
+
+@contextlib.contextmanager
+def integer_form(enabled=True):
+    """Inside this context, capsule ops build their integer-export form (docs/fidelity.md).
+
+    The same functions (in float: equal, except squash of capsules shorter than 0.26, whose
+    length is at most 1/128 too small), written with int8 ops on which LiteRT's reference
+    kernels and TFLite Micro compute bit for bit the same: reductions as MEAN of a pre-scaled
+    tensor (never SUM), and squash in a form whose int8 intermediates are all bounded (so
+    the optimized kernels' 1-step rounding differences are not amplified). Training never
+    enters it; `tflite.export` traces every integer export graph inside it.
+    """
+    token = _INTEGER_FORM.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _INTEGER_FORM.reset(token)
+
+
+def in_integer_form():
+    """True while `integer_form()` is active."""
+    return _INTEGER_FORM.get()
+
+
+def _scaled_sum(x, axis, scale=1.0, keepdims=False):
+    """scale * sum of x over one axis.
+
+    In the integer form MEAN(x * (scale * size)): LiteRT's reference int8 SUM saturates where
+    the other runtimes do not, and a MUL by a constant *after* the MEAN gets the MEAN's output
+    quantized on the scale of the product (the converter's choice), losing log2(size) bits.
+    """
+    if in_integer_form():
+        factor = float(scale) * float(x.shape[axis])
+        return ops.mean(ops.multiply(x, factor), axis=axis, keepdims=keepdims)
+    s = ops.sum(x, axis=axis, keepdims=keepdims)
+    return s if scale == 1.0 else ops.multiply(s, float(scale))
 
 
 def squared_norm(s, axis=-1, keepdims=False):
@@ -47,7 +89,38 @@ def squared_norm(s, axis=-1, keepdims=False):
     Returns:
         The squared norms, e.g. (B, J) or (B, J, 1) with keepdims.
     """
+    if in_integer_form():  # MEAN(s * (D s)), see `_scaled_sum`
+        return ops.mean(ops.multiply(s, ops.multiply(s, float(s.shape[axis]))), axis=axis,
+                        keepdims=keepdims)
     return ops.sum(ops.multiply(s, s), axis=axis, keepdims=keepdims)
+
+
+#: Floor of r = |t|^2 under the RSQRT of the integer squash: rsqrt(max(r, R0)) lies in [1, 4].
+INTEGER_SQUASH_FLOOR = 1.0 / 16.0
+
+
+def _integer_squash(s, axis=-1):
+    """squash in bounded int8 steps: t = s / sqrt(1 + |s|^2), v = t * |t|.
+
+    |t|^2 = 1 - 1 / (1 + |s|^2) = r in [0, 1) and t * |t| = s |s| / (1 + |s|^2) = squash(s).
+    Every intermediate is bounded: inv = rsqrt(1 + |s|^2) in (0, 1], |t| < 1, r in [0, 1),
+    rsqrt(max(r, R0)) in [1, 1 / sqrt(R0)] = [1, 4]. |t| = sqrt(r) is r * rsqrt(max(r, R0)):
+    exact for r >= R0; below it (|s| < 0.26) |t| is 4 r < sqrt(r) and |v| is at most
+    1/128 too small (one int8 step of v).
+
+    The float form s * f(|s|^2), f(x) = sqrt(x) / (1 + x), multiplies the int8-quantized f,
+    whose slope is infinite at 0, by the unbounded s, and takes rsqrt(|s|^2 + eps) over a
+    range sized by the smallest capsules: one quantization step of |s|^2 there moves v by up
+    to ~100 steps, so the runtimes' 1-step rounding differences become different answers
+    (docs/fidelity.md). Here the error of |t| is multiplied by t, which is small where it is
+    large.
+    """
+    sq = squared_norm(s, axis=axis, keepdims=True)  # (..., 1)
+    inv = ops.rsqrt(ops.add(sq, 1.0))  # (0, 1]
+    t = ops.multiply(s, inv)  # |t| < 1
+    r = ops.subtract(1.0, ops.multiply(inv, inv))  # |t|^2 in [0, 1)
+    norm_t = ops.multiply(r, ops.rsqrt(ops.maximum(r, INTEGER_SQUASH_FLOOR)))  # ~ |t|
+    return ops.multiply(t, norm_t)
 
 
 def squash(s, axis=-1, epsilon=EPSILON):
@@ -66,6 +139,8 @@ def squash(s, axis=-1, epsilon=EPSILON):
     Returns:
         Squashed capsules of the same shape as `s`.
     """
+    if in_integer_form():
+        return _integer_squash(s, axis=axis)
     sq = squared_norm(s, axis=axis, keepdims=True)  # (..., 1)
     inv = ops.rsqrt(ops.add(sq, 1.0))  # 1 / sqrt(1 + |s|^2), in (0, 1]
     ratio = ops.subtract(1.0, ops.multiply(inv, inv))  # |s|^2 / (1 + |s|^2), in [0, 1)
@@ -158,6 +233,11 @@ def agreement(votes, v):
     Returns:
         (B, J, N).
     """
+    if in_integer_form():
+        # MUL + MEAN(u_hat * (D v)): TFLite Micro's int8 BATCH_MATMUL rounds this product
+        # 1 step differently from LiteRT's kernels
+        d = float(votes.shape[-1])
+        return ops.mean(ops.multiply(votes, ops.expand_dims(ops.multiply(v, d), 2)), axis=-1)
     return ops.squeeze(ops.matmul(votes, ops.expand_dims(v, -1)), -1)  # (B, J, N, D) @ (B, J, D, 1)
 
 
@@ -217,7 +297,7 @@ def dynamic_routing(
 
 def uniform_coupling_sum(votes):
     """First-iteration s_j = sum_i (1/J) u_hat_ij (b = 0). votes: (B, J, N, D) -> (B, J, D)."""
-    return ops.multiply(ops.sum(votes, axis=2), 1.0 / float(votes.shape[1]))  # MUL, not DIV
+    return _scaled_sum(votes, axis=2, scale=1.0 / float(votes.shape[1]))  # MUL, not DIV
 
 
 def _kernel_layouts(kernel):
@@ -327,6 +407,9 @@ def dense_routing(u, kernel, iterations=3, stop_gradient=True, return_coupling=F
 
 __all__ = [
     "EPSILON",
+    "INTEGER_SQUASH_FLOOR",
+    "in_integer_form",
+    "integer_form",
     "CAPSULE_INIT_GAIN",
     "agreement",
     "capsule_initializer",

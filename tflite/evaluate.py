@@ -8,10 +8,11 @@ r"""Evaluates TFLite CapsNets: accuracy, size, TFLite Micro arena, latency, Lite
     python -m tflite.evaluate --tflite=runs/own/model_int8.tflite --dataset=folder:my_images \
         --image_size=24 --grayscale
 
-Accuracy: LiteRT (`ai_edge_litert`) on a dataset split; the class is the argmax of the scores,
-so squared lengths rank like lengths. Latency: median and p90 of single-image invokes, with 1
-thread and with all threads. TFLite Micro: the same model in the `tflite-micro` Python
-interpreter, its outputs compared with LiteRT's, and the smallest arena it allocates in.
+Accuracy: LiteRT (`ai_edge_litert`) and TFLite Micro (the `tflite-micro` Python interpreter:
+the microcontroller accuracy) on the whole evaluated split; the class is the argmax of the
+scores, so squared lengths rank like lengths. Latency: median and p90 of single-image invokes,
+with 1 thread and with all threads. TFLite Micro: also its argmax agreement and max output
+difference with LiteRT, and the smallest arena it allocates in.
 Confusion matrix: a PNG with the dataset's class names (<tflite stem>_confusion.png, or
 confusion_<mode>.png next to the --report / --model), the counts in the JSON.
 """
@@ -96,31 +97,51 @@ def latency_ms(flatbuffer, image, num_threads=1, repeats=50, warmup=5):
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
-def tflm_interpreter(flatbuffer, arena_size):
+def tflm_interpreter(flatbuffer, arena_size, quiet=True):
+    """A TFLite Micro host interpreter; `quiet` drops its C++ prints (allocation failures)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    return runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=int(arena_size))
+    from tflite.quiet import quiet_fds
+
+    with quiet_fds(quiet):
+        return runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=int(arena_size))
 
 
-def tflm_arena_bytes(flatbuffer, upper=4 << 20, resolution=256):
+def tflm_arena_bytes(flatbuffer, upper=4 << 20, resolution=256, verbose=False):
     """The smallest arena (bytes, within `resolution`) TFLite Micro allocates the model in.
 
-    Raises RuntimeError when it does not allocate even in `upper` bytes (an unsupported op or
-    shape), with TFLite Micro's own message.
+    The probes that fail print "Failed to allocate ..." from C++; they are silenced unless
+    `verbose`. Raises RuntimeError when it does not allocate even in `upper` bytes (an
+    unsupported op or shape), with TFLite Micro's own message.
     """
     try:
-        tflm_interpreter(flatbuffer, upper)
+        tflm_interpreter(flatbuffer, upper, quiet=not verbose)
     except RuntimeError as err:
         raise RuntimeError(f"TFLite Micro cannot run this model: {err}") from err
     lo, hi = 0, int(upper)
     while hi - lo > resolution:
         mid = (lo + hi) // 2
         try:
-            tflm_interpreter(flatbuffer, mid)
+            tflm_interpreter(flatbuffer, mid, quiet=not verbose)
             hi = mid
         except RuntimeError:
             lo = mid
     return hi
+
+
+def predict_tflm(flatbuffer, images, arena_size=None):
+    """Scores (N, J) from TFLite Micro (dequantized), one invoke per static batch."""
+    lite = _litert(flatbuffer)
+    inp, out = lite.get_input_details()[0], lite.get_output_details()[0]
+    micro = tflm_interpreter(flatbuffer, arena_size or tflm_arena_bytes(flatbuffer) + 4096)
+    batch = int(inp["shape"][0])
+    x = quantize_input(images, inp)
+    scores = []
+    for start in range(0, len(x) - len(x) % batch, batch):
+        micro.set_input(x[start : start + batch], 0)
+        micro.invoke()
+        scores.append(dequantize_output(np.array(micro.get_output(0)), out))
+    return np.concatenate(scores) if scores else np.zeros((0,))
 
 
 def compare_tflm_litert(flatbuffer, images, arena_size=None):
@@ -128,14 +149,14 @@ def compare_tflm_litert(flatbuffer, images, arena_size=None):
 
     Returns:
         {"max_abs_diff": in output units (int steps for integer models), "argmax_agreement",
-         "examples"}.
+         "examples", "tflm_predictions": TFLM's argmax per example}.
     """
     lite = _litert(flatbuffer)
     inp, out = lite.get_input_details()[0], lite.get_output_details()[0]
     micro = tflm_interpreter(flatbuffer, arena_size or tflm_arena_bytes(flatbuffer) + 4096)
     batch = int(inp["shape"][0])
     x = quantize_input(images, inp)
-    diffs, agree, n = [], 0, 0
+    diffs, agree, n, predictions = [], 0, 0, []
     for start in range(0, len(x) - len(x) % batch, batch):
         xb = x[start : start + batch]
         lite.set_tensor(inp["index"], xb)
@@ -146,14 +167,20 @@ def compare_tflm_litert(flatbuffer, images, arena_size=None):
         b = micro.get_output(0)
         diffs.append(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
         agree += int(np.sum(np.argmax(a, -1) == np.argmax(b, -1)))
+        predictions.append(np.argmax(b, -1))
         n += batch
     return {"max_abs_diff": float(max(diffs)), "argmax_agreement": agree / max(n, 1),
-            "examples": n}
+            "examples": n, "tflm_predictions": np.concatenate(predictions)}
 
 
-def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=50, name="model"):
-    """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement,
-    and "confusion_matrix" (K x K counts, row = true class, column = LiteRT's prediction)."""
+def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=None, name="model"):
+    """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement.
+
+    "accuracy" is LiteRT's; "tflm_accuracy" is TFLite Micro's (the microcontroller accuracy)
+    over the first `tflm_examples` images (None: all of them, the whole evaluated split), on
+    which "tflm_argmax_agreement" and "tflm_max_abs_diff" compare it with LiteRT.
+    "confusion_matrix": K x K counts (row = true class, column = LiteRT's prediction).
+    """
     from keras_caps import validation
     from keras_caps.plots import confusion_matrix
 
@@ -172,10 +199,13 @@ def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=50, n
         flatbuffer, images[0], os.cpu_count(), latency_repeats)
     try:
         row["arena_bytes"] = tflm_arena_bytes(flatbuffer)
-        agreement = compare_tflm_litert(flatbuffer, images[:tflm_examples],
-                                        row["arena_bytes"] + 4096)
+        n = len(images) if tflm_examples is None else min(int(tflm_examples), len(images))
+        agreement = compare_tflm_litert(flatbuffer, images[:n], row["arena_bytes"] + 4096)
         row["tflm_max_abs_diff"] = agreement["max_abs_diff"]
         row["tflm_argmax_agreement"] = agreement["argmax_agreement"]
+        row["tflm_examples"] = agreement["examples"]
+        row["tflm_accuracy"] = float(np.mean(
+            agreement["tflm_predictions"] == np.asarray(labels)[: agreement["examples"]]))
     except RuntimeError as err:
         row["arena_bytes"] = None
         row["tflm_error"] = str(err).splitlines()[0][:200]
@@ -215,7 +245,8 @@ def report(model, train_images, test_images, test_labels, modes=None, out_dir=No
     rows.append({"name": MLPERF_TINY_IC["model"], "accuracy": MLPERF_TINY_IC["accuracy"],
                  "bytes": MLPERF_TINY_IC["bytes"], "arena_bytes": MLPERF_TINY_IC["arena_bytes"]})
     table = markdown_table(rows, [
-        ("name", "model", "s"), ("accuracy", "accuracy", ".4f"), ("bytes", "file bytes", ",d"),
+        ("name", "model", "s"), ("accuracy", "LiteRT accuracy", ".4f"),
+        ("tflm_accuracy", "TFLM accuracy", ".4f"), ("bytes", "file bytes", ",d"),
         ("arena_bytes", "TFLM arena bytes", ",d"), ("latency_ms_1t", "ms (1 thread)", ".3f"),
         ("latency_p90_ms_1t", "p90 ms (1 thread)", ".3f"),
         ("latency_ms_all", "ms (all threads)", ".3f"),

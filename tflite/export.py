@@ -1,7 +1,8 @@
 r"""Keras model -> SavedModel -> TFLite, in float32, dynamic-range, int8, int8_pot and int16x8 modes.
 
     python -m tflite.export --model=runs/student/model.keras --mode=int8 \
-        --out=runs/student/model_int8.tflite [--dataset=fashion_mnist] [--batch_size=1]
+        --out=runs/student/model_int8.tflite [--dataset=fashion_mnist] [--batch_size=1] \
+        [--c_source=runs/student/micro] [--verbose]
     python -m tflite.export --model=runs/own/model.keras --out=runs/own/model_int8.tflite \
         --dataset=folder:my_images --image_size=24 --grayscale
 
@@ -9,13 +10,17 @@ r"""Keras model -> SavedModel -> TFLite, in float32, dynamic-range, int8, int8_p
 keras_caps.data_sources); the model must take the data's image shape and class count, and
 labels.txt (the class names, line i = class i) is written next to the .tflite.
 
+--c_source=DIR also writes the C sources of a TFLite Micro project (tflite.c_source): the
+model array, its op resolver, arena size, input quantization and class labels.
 The exported graph is the inference head (image -> class scores) in its integer-friendly form:
     - a static batch size (1 for microcontrollers), so no SHAPE / GATHER ops: TFLite Micro
       plans every tensor at prepare time;
     - squared capsule lengths |v|^2 as the class scores (no SQRT, which TFLite Micro has only in
       float; the class ranking is the same);
-    - squash as MUL + SUM + SUB + RSQRT (no DIV), routing with BATCH_MATMUL / SOFTMAX / SUM, the first
-      iteration's uniform coupling as a constant scale (no ZEROS_LIKE) — the layers' own forms.
+    - squash as MUL + MEAN + SUB + MAXIMUM + RSQRT (no DIV, no SUM), routing with
+      BATCH_MATMUL / SOFTMAX / MEAN, the first iteration's uniform coupling as a constant scale
+      (no ZEROS_LIKE): the layers' forms inside `capsule_ops.integer_form()`, on which
+      LiteRT's reference kernels and TFLite Micro agree bit for bit (docs/fidelity.md).
 int8 / int16x8 need a representative dataset (calibration images from the training split).
 Files are written atomically: a failed conversion leaves no partial file.
 """
@@ -114,7 +119,7 @@ def representative_dataset(images, num_examples=200, seed=0):
 
 
 def convert(model, mode="int8", representative_images=None, batch_size=1, squared=True,
-            num_calibration=200):
+            num_calibration=200, verbose=False):
     """Converts a keras_caps model's inference head to TFLite flatbuffer bytes.
 
     Args:
@@ -125,6 +130,8 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
             ops without int16 kernels may stay in float).
         representative_images: calibration images (N, H, W, C), required for int8 / int16x8.
         batch_size, squared: see `export_form`.
+        verbose: show TensorFlow's C++ log lines of the conversion (SavedModel, calibration);
+            by default they are silenced (errors still raise, with the converter's message).
     """
     import tensorflow as tf
 
@@ -139,9 +146,15 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
         from tflite.pot import to_power_of_two
 
         return to_power_of_two(convert(model, "int8", representative_images, batch_size,
-                                       squared, num_calibration))
+                                       squared, num_calibration, verbose))
+    from keras_caps.capsule_ops import integer_form
+    from tflite.quiet import quiet_fds
+
     form = export_form(model, batch_size, squared)
-    with tempfile.TemporaryDirectory() as tmp:
+    # the integer form of the capsule ops (MEAN reductions, bounded squash): every runtime
+    # computes the same on it (docs/fidelity.md); float32 keeps the training graph
+    with tempfile.TemporaryDirectory() as tmp, integer_form(mode != "float32"), \
+            quiet_fds(not verbose):
         # a static input signature: `model.export` relaxes the batch to None, and the
         # converter then declares wrong shapes for the -1 reshapes that TFLite Micro rejects
         archive = keras.export.ExportArchive()
@@ -196,6 +209,11 @@ def main(argv=None):
     parser.add_argument("--num_calibration", type=int, default=200)
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--lengths", choices=("squared", "plain"), default="squared")
+    parser.add_argument("--c_source", default=None, metavar="DIR",
+                        help="also write model_data.cc / model_data.h / model_ops.h for a "
+                             "TFLite Micro project into DIR (integer modes)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's and TFLite Micro's C++ log lines")
     args = parser.parse_args(argv)
     if not os.path.exists(args.model):
         parser.error(f"--model {args.model} does not exist")
@@ -212,11 +230,22 @@ def main(argv=None):
         check_model_data(model, shape, info.num_classes, f"--model {args.model}",
                          f"--dataset={args.dataset}")
     size = export(model, args.out, args.mode, rep, batch_size=args.batch_size,
-                  squared=args.lengths == "squared", num_calibration=args.num_calibration)
+                  squared=args.lengths == "squared", num_calibration=args.num_calibration,
+                  verbose=args.verbose)
     print(f"wrote {args.out} ({size:,} bytes, {args.mode})")
     if info is not None:
         labels = data_args.write_labels(args.out, info.class_names or range(info.num_classes))
         print(f"wrote {labels}")
+    if args.c_source:
+        from tflite import c_source
+        from tflite.evaluate import tflm_arena_bytes
+
+        with open(args.out, "rb") as f:
+            flatbuffer = f.read()
+        paths = c_source.write_c_sources(
+            flatbuffer, args.c_source, (info.class_names if info is not None else None),
+            arena_bytes=tflm_arena_bytes(flatbuffer, verbose=args.verbose))
+        print("wrote " + ", ".join(paths))
     return 0
 
 

@@ -17,8 +17,8 @@ Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json whe
     export    fully integer int8 TFLite of the pruned student, and the same with every scale
               a power of two (tflite.pot), each with its op audit
               -> export/model_int8.tflite, model_int8_pot.tflite, audit_*.json, labels.txt
-    evaluate  LiteRT accuracy and latency, TFLite Micro arena and TFLM-vs-LiteRT agreement,
-              confusion matrices -> evaluate/evaluation.json
+    evaluate  LiteRT and TFLite Micro accuracy, latency, TFLite Micro arena, TFLM-vs-LiteRT
+              agreement, confusion matrices -> evaluate/evaluation.json
     report    report.md, summary.json and PNGs (accuracy vs size, the LR/batch schedule, the
               int8 models' confusion matrices with the class names, and dead-capsule heatmaps
               of the teacher when it is a deep_capsnet)
@@ -258,7 +258,8 @@ def stage_export(fl, out, data, pruned):
 
 
 def stage_evaluate(fl, out, data, exported):
-    """LiteRT accuracy and latency, TFLM arena and agreement of both flatbuffers."""
+    """LiteRT and TFLite Micro accuracy (every evaluated image), latency, TFLM arena and
+    agreement of both flatbuffers."""
     from keras_caps.io_utils import write_json
     from tflite import evaluate
 

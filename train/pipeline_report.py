@@ -17,6 +17,7 @@ from keras_caps.schedules import steps_for_epochs
 
 COLUMNS = [
     ("stage", "stage", "s"), ("model", "model", "s"), ("accuracy", "test acc.", ".4f"),
+    ("tflm_accuracy", "TFLM test acc. (microcontroller)", ".4f"),
     ("params", "params", ",d"), ("flops", "FLOPs", ",d"), ("bytes", "bytes", ",d"),
     ("arena_bytes", "TFLM arena", ",d"), ("latency_ms", "ms / image (1 thread)", ".3f"),
     ("seconds", "stage time (s)", ".0f"),
@@ -49,6 +50,7 @@ def summary_rows(results):
         if e and x and mode in e:
             rows.append(dict(
                 stage=f"export+evaluate {mode}", model=label, accuracy=e[mode]["accuracy"],
+                tflm_accuracy=e[mode].get("tflm_accuracy"),
                 params=p["params"] if p else None, flops=p["flops"] if p else None,
                 bytes=x[mode]["bytes"], arena_bytes=e[mode].get("arena_bytes"),
                 latency_ms=e[mode].get("latency_ms_1t"),
@@ -154,8 +156,12 @@ def write_report(fl, out, results, data=None):
         if mode in ev:
             arena = ev[mode].get("arena_bytes")
             lines.append(
-                f"{mode} in TFLite Micro: arena {arena:,} bytes; TFLM = LiteRT argmax on "
-                f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of the checked images."
+                f"{mode} in TFLite Micro: arena {arena:,} bytes; accuracy "
+                f"{ev[mode].get('tflm_accuracy', float('nan')):.4f} in TFLite Micro and "
+                f"{ev[mode].get('accuracy', float('nan')):.4f} in LiteRT on "
+                f"{ev[mode].get('tflm_examples', ev.get('examples', 0)):,} test images; "
+                f"TFLM = LiteRT argmax on "
+                f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of them."
                 if arena else f"{mode}: TFLite Micro did not run: {ev[mode].get('tflm_error')}")
     lines.append("")
     lines += confusion["lines"]
