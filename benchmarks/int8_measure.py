@@ -19,15 +19,8 @@ def int8_measurements(model, train_images):
 
 
 def tflm_accuracy(flatbuffer, images, labels, arena_bytes):
-    """Top-1 accuracy of the int8 flatbuffer computed by TFLite Micro, one image at a time."""
-    from tflite.evaluate import _litert, quantize_input, tflm_interpreter
+    """Top-1 accuracy of the int8 flatbuffer computed by TFLite Micro on (images, labels)."""
+    from tflite.evaluate import compare_tflm_litert
 
-    detail = _litert(flatbuffer).get_input_details()[0]
-    micro = tflm_interpreter(flatbuffer, arena_bytes + 4096)
-    x = quantize_input(images, detail)
-    hits = 0
-    for xi, yi in zip(x, labels):
-        micro.set_input(xi[None], 0)
-        micro.invoke()
-        hits += int(np.argmax(micro.get_output(0)[0]) == yi)
-    return hits / max(len(x), 1)
+    result = compare_tflm_litert(flatbuffer, images, arena_bytes + 4096)
+    return float(np.mean(result["tflm_predictions"] == np.asarray(labels)[: result["examples"]]))

@@ -44,11 +44,13 @@ PRESETS = {
     "full": dict(model="capsnet", conv_filters=256, primary_capsules=32, primary_dim=8,
                  class_dim=16, decoder="full", epochs=30, batch_size=16, batch_warmup_size=1,
                  batch_warmup_epochs=3, batch_exponent=4, train_examples=None,
-                 test_examples=None, learning_rate=1e-3, lr_min=1e-4, lr_decay_steps=2000),
+                 test_examples=None, learning_rate=1e-3, lr_min=1e-4, lr_decay_steps=2000,
+                 augment_shift=0, init_length=0.0),
     "quick": dict(model="capsnet", conv_filters=32, primary_capsules=8, primary_dim=8,
                   class_dim=16, decoder="none", epochs=5, batch_size=128, batch_warmup_size=8,
                   batch_warmup_epochs=1, batch_exponent=7, train_examples=10000,
-                  test_examples=5000, learning_rate=1e-3, lr_min=1e-4, lr_decay_steps=None),
+                  test_examples=5000, learning_rate=1e-3, lr_min=1e-4, lr_decay_steps=None,
+                  augment_shift=0, init_length=0.0),
 }
 
 

@@ -13,7 +13,8 @@ weight is kept). --unfreeze_schedule: "auto" (class capsules + decoder, then eac
 layer, --unfreeze_epochs_per_stage epochs per stage), "none" (train everything), or explicit
 "EPOCH:LAYER,LAYER;EPOCH:LAYER..." such as "0:class_caps;2:primary_caps;4:conv1" (0-based
 epochs; layers listed nowhere stay frozen). The learning rate is multiplied by
---unfreeze_lr_factor at each stage (it needs --lr_policy=fixed). --l2 adds lambda * sum(w^2)
+--unfreeze_lr_factor at each stage (a fixed LR: with the default --lr_policy=cosine the
+staged fixed LR is used instead, and other policies need --unfreeze_lr_factor=1). --l2 adds lambda * sum(w^2)
 over the kernels (eq. 16).
 
 Dataset, optimisation and run flags are train_capsnet's. Outputs under --model_dir as for
@@ -122,10 +123,15 @@ def run(flags_obj, datasets_override=None):
                          f"{flags_obj.pretrained!r}.")
     schedule = parse_schedule(flags_obj.unfreeze_schedule)
     lr_factor = flags_obj.unfreeze_lr_factor
-    if schedule is not None and lr_factor != 1 and flags_obj.lr_policy != "fixed":
+    staged_fixed_lr = schedule is not None and lr_factor != 1
+    if staged_fixed_lr and flags_obj.lr_policy not in ("fixed", "cosine"):
         raise ValueError(f"--unfreeze_lr_factor={lr_factor} lowers a fixed learning rate per "
                          f"stage; with --lr_policy={flags_obj.lr_policy} set "
                          "--unfreeze_lr_factor=1.")
+    if staged_fixed_lr and flags_obj.lr_policy == "cosine" and flags_obj.verbose:
+        # cosine is train_capsnet's default LR policy; gradual unfreezing owns the LR instead
+        print(f"Gradual unfreezing: a fixed LR {flags_obj.learning_rate:g} lowered x{lr_factor:g} "
+              "per stage (--lr_policy=cosine is not used; --unfreeze_lr_factor=1 keeps it).")
     keras.utils.set_random_seed(flags_obj.seed)
     num_classes = flags_obj.num_classes or train_capsnet.dataset_info(flags_obj).num_classes
     train_data, test_data = train_capsnet.load_datasets(flags_obj, datasets_override,
@@ -150,7 +156,7 @@ def run(flags_obj, datasets_override=None):
             model = replace_head(model, num_classes, class_dim=flags_obj.head_class_dim,
                                  decoder=None if decoder == "none" else decoder)
         model = with_l2_regularization(model, flags_obj.l2)
-        if schedule is not None and flags_obj.lr_policy == "fixed":
+        if schedule is not None and (flags_obj.lr_policy == "fixed" or staged_fixed_lr):
             optimizer = schedules.make_optimizer(flags_obj.optimizer, flags_obj.learning_rate)
         else:
             optimizer = train_capsnet.optimizer_from_flags(flags_obj, len(train_data[0]),

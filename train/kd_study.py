@@ -54,13 +54,14 @@ PRESETS = {
                   primary_dim=8, primary_kernel=9, class_dim=16, decoder="none",
                   teacher_epochs=2, student_conv_filters=16, student_primary_capsules=4,
                   student_primary_dim=8, student_class_dim=8, student_decoder="none", epochs=3,
-                  batch_size=64, learning_rate=1e-3, temperature=3.0),
+                  batch_size=64, learning_rate=1e-3, temperature=3.0, lr_policy="fixed", augment_shift=0, init_length=0.0),
     "full": dict(dataset="fashion_mnist", train_examples=None, test_examples=None,
                  model="capsnet", conv_filters=256, conv_kernel=9, primary_capsules=32,
                  primary_dim=8, primary_kernel=9, class_dim=16, decoder="full",
                  teacher_epochs=30, student_conv_filters=64, student_primary_capsules=8,
                  student_primary_dim=8, student_class_dim=16, student_decoder="none",
-                 epochs=30, batch_size=64, learning_rate=1e-3, temperature=3.0),
+                 epochs=30, batch_size=64, learning_rate=1e-3, temperature=3.0,
+                 lr_policy="fixed", augment_shift=0, init_length=0.0),
 }
 
 

@@ -41,12 +41,14 @@ PRESETS = {
         num_intermediate=0, backbone_filters=["16", "32", "32"], class_dim=8, decoder="none",
         epochs=2, ccm_epochs=1, retrain_epochs=2, batch_size=64, train_examples=5000,
         test_examples=1000, ci_batches=4, ci_batch_size=64, learning_rate=1e-3,
+        lr_policy="fixed", augment_shift=0, init_length=0.0,
     ),
     "full": dict(
         dataset="cifar10", model="deep_capsnet", num_capsules=20, capsule_dim=8,
         num_intermediate=0, backbone_filters=["64", "128", "128"], class_dim=16, decoder="none",
         epochs=30, ccm_epochs=10, retrain_epochs=30, batch_size=64, train_examples=None,
         test_examples=None, ci_batches=0, ci_batch_size=128, learning_rate=1e-3,
+        lr_policy="fixed", augment_shift=0, init_length=0.0,
     ),
 }
 
