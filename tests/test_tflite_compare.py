@@ -9,6 +9,7 @@ import pytest
 from keras import ops
 
 from keras_caps.models import capsnet
+from tests.conftest import FASHION_MNIST_DIR
 from tflite import audit, c_source, compare, evaluate, export
 
 RNG = np.random.RandomState(0)
@@ -32,13 +33,29 @@ def test_three_runtimes_agree_on_int8_capsnets(int8_capsnet):
     assert "SUM" not in ops_used  # LiteRT's reference int8 SUM saturates (docs/fidelity.md)
     result = compare.compare(int8_capsnet, IMAGES[:24], threshold=1)
     ref_tflm = ("litert_ref", "tflm")
-    # the reference kernels and TFLite Micro: bit for bit, on every op
-    assert result.max_diff(ref_tflm) <= 1, result.text(only_diverging=True)
-    assert result.argmax_agreement[ref_tflm] == 1.0
+    # the reference kernels and TFLite Micro: not bit for bit, their FULLY_CONNECTED (the
+    # squared norms) rounds 1 step apart now and then and RSQRT amplifies it (docs/fidelity.md;
+    # the exact MEAN form cost 2.4 points of accuracy); on these untrained models' near-tied
+    # scores that moves at most a few classes, on a trained one none (the next test)
+    assert result.argmax_agreement[ref_tflm] >= 0.9, result.text(only_diverging=True)
     # each op on its own: every runtime within 1 step. LiteRT's optimized kernels (CONV_2D,
     # MUL, MEAN, SOFTMAX) round 1 step differently; through routing these still move the
     # near-tied scores of an untrained model (docs/fidelity.md), so LiteRT default is not
     # held to the argmax here
+    assert result.max_diff(local=True) <= 1, result.text(only_diverging=True)
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR),
+                    reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+def test_reference_kernels_and_tflite_micro_agree_on_the_trained_reference_model():
+    from keras_caps import data
+    from keras_caps.models import pretrained_tflite
+
+    images, _ = data.load_arrays("fashion_mnist", "test", max_examples=200)
+    result = compare.compare(pretrained_tflite("fashion_mnist_mcu_s"), images, threshold=1)
+    assert result.argmax_agreement[("litert_ref", "tflm")] == 1.0
+    assert result.argmax_agreement[("litert", "tflm")] >= 0.98
     assert result.max_diff(local=True) <= 1, result.text(only_diverging=True)
 
 
