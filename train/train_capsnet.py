@@ -33,8 +33,8 @@ from keras_caps.schedules import LR_POLICIES
 
 FLAGS = flags.FLAGS
 
-_MCU = dict(model="mcu_capsnet", decoder="none", batch_size=64, lr_policy="cosine",
-            lr_min=1e-5, augment_shift=2, init_length=0.5)
+_MCU = dict(model="mcu_capsnet", decoder="none", batch_size=64, learning_rate=2e-3,
+            lr_policy="cosine", lr_min=1e-5, augment_shift=2, init_length=0.5)
 PRESETS = {
     "quick": dict(_MCU, mcu_size="S", epochs=3, train_examples=20000, test_examples=2000),
     "cpu_mcu": dict(_MCU, mcu_size="S", epochs=15, train_examples=None, test_examples=None),
