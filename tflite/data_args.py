@@ -72,17 +72,7 @@ def flatbuffer_signature(flatbuffer):
 
 def check_flatbuffer_data(flatbuffer, image_shape, num_classes, name, dataset):
     """ModelDataMismatch when the flatbuffer's input or class count differs from the data's."""
-    from keras_caps.models.compat import ModelDataMismatch
+    from keras_caps.models.compat import check_signature
 
-    shape, classes = flatbuffer_signature(flatbuffer)
-    image_shape = tuple(int(d) for d in image_shape)
-    problems = []
-    if shape != image_shape:
-        problems.append(f"input images {'x'.join(map(str, shape))} but the data's are "
-                        f"{'x'.join(map(str, image_shape))} (pass --image_size="
-                        f"{shape[0]},{shape[1]}{' --grayscale' if shape[2] == 1 else ' --channels=3'})")
-    if num_classes is not None and classes != int(num_classes):
-        problems.append(f"{classes} classes but the data has {num_classes}")
-    if problems:
-        raise ModelDataMismatch(f"{name} does not match --dataset={dataset}: it expects "
-                                + "; and ".join(problems) + ".")
+    check_signature(flatbuffer_signature(flatbuffer), image_shape, num_classes, name,
+                    f"--dataset={dataset}")

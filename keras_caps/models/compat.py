@@ -95,7 +95,14 @@ def check_model_data(model, image_shape, num_classes=None, model_name="the model
         num_classes: K of the data, or None.
         model_name, dataset: named in the message (e.g. the model file and the --dataset).
     """
-    shape, classes = model_signature(model)
+    check_signature(model_signature(model), image_shape, num_classes, model_name, dataset)
+
+
+def check_signature(signature, image_shape, num_classes=None, model_name="the model",
+                    dataset="the data"):
+    """ModelDataMismatch when a model's (image shape, classes) `signature` (of a Keras model or
+    a flatbuffer) does not fit data of `image_shape` and `num_classes` (None: not checked)."""
+    shape, classes = signature
     image_shape = tuple(int(d) for d in image_shape)
     problems = []
     if shape != image_shape:
