@@ -107,6 +107,20 @@ def tflm_interpreter(flatbuffer, arena_size, quiet=True):
         return runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=int(arena_size))
 
 
+def _persistent_floor(flatbuffer):
+    """A lower bound of the arena TFLite Micro needs for its persistent structures alone.
+
+    Below it TFLite Micro can fail to allocate tensor metadata on a path that does not check
+    for it ("Unable to allocate TfLiteAffineQuantization") and crash the process, so the arena
+    search never probes below it: 96 bytes per tensor plus 8 bytes per quantization scale,
+    under what TFLite Micro allocates for them (TfLiteTensor, TfLiteEvalTensor, the
+    quantization arrays).
+    """
+    details = _litert(flatbuffer).get_tensor_details()
+    scales = sum(len(d.get("quantization_parameters", {}).get("scales", ())) for d in details)
+    return 96 * len(details) + 8 * scales
+
+
 def tflm_arena_bytes(flatbuffer, upper=4 << 20, resolution=256, verbose=False):
     """The smallest arena (bytes, within `resolution`) TFLite Micro allocates the model in.
 
@@ -118,7 +132,7 @@ def tflm_arena_bytes(flatbuffer, upper=4 << 20, resolution=256, verbose=False):
         tflm_interpreter(flatbuffer, upper, quiet=not verbose)
     except RuntimeError as err:
         raise RuntimeError(f"TFLite Micro cannot run this model: {err}") from err
-    lo, hi = 0, int(upper)
+    lo, hi = min(_persistent_floor(flatbuffer), int(upper) // 2), int(upper)
     while hi - lo > resolution:
         mid = (lo + hi) // 2
         try:
