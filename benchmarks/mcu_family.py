@@ -67,11 +67,6 @@ VARIANTS = {
 }
 
 
-def _scaled(images):
-    x = np.asarray(images, np.float32)
-    return x / 255.0 if np.asarray(images).dtype == np.uint8 else x
-
-
 def _optimizer(num_examples):
     from keras_caps import schedules
 
@@ -116,7 +111,7 @@ def train_cnn(size, train, evaluation):
     start = time.perf_counter()
     model.fit(train_ds, epochs=FLAGS.epochs, verbose=2)
     seconds = time.perf_counter() - start
-    probs = model.predict(_scaled(evaluation[0]), batch_size=256, verbose=0)
+    probs = model.predict(data_lib.normalize(evaluation[0]), batch_size=256, verbose=0)
     return model, {"accuracy": float(np.mean(np.argmax(probs, -1) == evaluation[1])),
                    "train_time_s": seconds, "epochs": FLAGS.epochs}
 
