@@ -22,13 +22,17 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("out", None, "Output folder.")
-flags.DEFINE_integer("epochs", 4, "Epochs of every run.")
-flags.DEFINE_integer("validation_examples", 10000, "Held-out training images to evaluate on.")
-flags.DEFINE_integer("train_examples", None, "First N training images (before the hold-out).")
-flags.DEFINE_list("steps", None, "Subset of the recipe steps to run (default: all).")
-flags.DEFINE_bool("keep", False, "Keep the run folders.")
-flags.mark_flag_as_required("out")
+
+def define_flags():
+    """The binary's flags (defined when it runs, so tests can import STEPS)."""
+    flags.DEFINE_string("out", None, "Output folder.")
+    flags.DEFINE_integer("epochs", 4, "Epochs of every run.")
+    flags.DEFINE_integer("validation_examples", 10000, "Held-out training images to evaluate on.")
+    flags.DEFINE_integer("train_examples", None, "First N training images (before the hold-out).")
+    flags.DEFINE_list("steps", None, "Subset of the recipe steps to run (default: all).")
+    flags.DEFINE_bool("keep", False, "Keep the run folders.")
+    flags.mark_flag_as_required("out")
+
 
 FLAGS = flags.FLAGS
 
@@ -94,4 +98,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
