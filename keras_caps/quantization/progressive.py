@@ -235,7 +235,7 @@ def uniform_search(ev, tolerance, max_bits=MAX_BITS, min_bits=MIN_BITS, **spec_o
     import numpy as np
     from keras_caps.models import capsnet
     from keras_caps.quantization import Calibration
-    from keras_caps.quantization.progressive import Evaluator
+    from keras_caps.quantization.progressive import Evaluator, uniform_search
     from keras_caps.quantization.simulate import predict_classes
 
     # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
@@ -247,7 +247,6 @@ def uniform_search(ev, tolerance, max_bits=MAX_BITS, min_bits=MIN_BITS, **spec_o
     calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
     images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
     evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
-    from keras_caps.quantization.progressive import uniform_search
 
     result = uniform_search(evaluate, tolerance=0.1, max_bits=8, min_bits=4, clipping="maxabs")
     print(result.summary())
@@ -308,7 +307,7 @@ def layerwise_search(ev, tolerance, weight_reduction=7.02, base=None, min_bits=M
     import numpy as np
     from keras_caps.models import capsnet
     from keras_caps.quantization import Calibration
-    from keras_caps.quantization.progressive import Evaluator
+    from keras_caps.quantization.progressive import Evaluator, layerwise_search, uniform_search
     from keras_caps.quantization.simulate import predict_classes
 
     # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
@@ -320,7 +319,6 @@ def layerwise_search(ev, tolerance, weight_reduction=7.02, base=None, min_bits=M
     calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
     images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
     evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
-    from keras_caps.quantization.progressive import layerwise_search, uniform_search
 
     base = uniform_search(evaluate, 0.1, max_bits=8, min_bits=8, clipping="maxabs")  # 8 bits
     result = layerwise_search(evaluate, 0.1, weight_reduction=5.0, base=base,
@@ -398,8 +396,8 @@ def sensitivity(ev, spec):
     ```python
     import numpy as np
     from keras_caps.models import capsnet
-    from keras_caps.quantization import Calibration
-    from keras_caps.quantization.progressive import Evaluator
+    from keras_caps.quantization import Calibration, uniform_spec
+    from keras_caps.quantization.progressive import Evaluator, sensitivity
     from keras_caps.quantization.simulate import predict_classes
 
     # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
@@ -411,8 +409,6 @@ def sensitivity(ev, spec):
     calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
     images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
     evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
-    from keras_caps.quantization import uniform_spec
-    from keras_caps.quantization.progressive import sensitivity
 
     rows = sensitivity(evaluate, uniform_spec(model, 8, clipping="maxabs"))
     assert ("class_caps", "routing") in {(name, kind) for _, name, kind in rows}
@@ -469,7 +465,7 @@ def refinement_search(ev, tolerance, base=None, min_bits=MIN_BITS):
     import numpy as np
     from keras_caps.models import capsnet
     from keras_caps.quantization import Calibration
-    from keras_caps.quantization.progressive import Evaluator
+    from keras_caps.quantization.progressive import Evaluator, refinement_search, uniform_search
     from keras_caps.quantization.simulate import predict_classes
 
     # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
@@ -481,7 +477,6 @@ def refinement_search(ev, tolerance, base=None, min_bits=MIN_BITS):
     calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
     images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
     evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
-    from keras_caps.quantization.progressive import refinement_search, uniform_search
 
     base = uniform_search(evaluate, 0.1, max_bits=8, min_bits=8, clipping="maxabs")  # 8 bits
     result = refinement_search(evaluate, 0.1, base=base, min_bits=7)
@@ -537,7 +532,7 @@ def search(approach, ev, tolerance, base=None, **kwargs):
     import numpy as np
     from keras_caps.models import capsnet
     from keras_caps.quantization import Calibration
-    from keras_caps.quantization.progressive import Evaluator
+    from keras_caps.quantization.progressive import Evaluator, search
     from keras_caps.quantization.simulate import predict_classes
 
     # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
@@ -549,7 +544,6 @@ def search(approach, ev, tolerance, base=None, **kwargs):
     calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
     images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
     evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
-    from keras_caps.quantization.progressive import search
 
     a = search("A", evaluate, 0.1, max_bits=8, min_bits=7, clipping="maxabs")
     c = search("C", evaluate, 0.1, base=a, min_bits=7)
