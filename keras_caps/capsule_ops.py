@@ -52,6 +52,24 @@ def integer_form(enabled=True):
     tensor (never SUM), and squash in a form whose int8 intermediates are all bounded (so
     the optimized kernels' 1-step rounding differences are not amplified). Training never
     enters it; `tflite.export` traces every integer export graph inside it.
+
+    Args:
+        enabled: bool, whether the integer form is on inside the context. Defaults to True.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import in_integer_form, integer_form, squash
+
+    s = np.random.rand(2, 10, 16).astype("float32")
+    with integer_form():
+        assert in_integer_form()
+        exported = squash(s)
+    assert not in_integer_form()
+    # equal in float, up to one int8 step for short capsules
+    np.testing.assert_allclose(exported, squash(s), atol=1 / 128)
+    ```
     """
     token = _INTEGER_FORM.set(bool(enabled))
     try:
@@ -61,7 +79,23 @@ def integer_form(enabled=True):
 
 
 def in_integer_form():
-    """True while `integer_form()` is active."""
+    """Whether `integer_form()` is active.
+
+    Returns:
+        bool.
+
+    Example:
+
+    ```python
+    from keras_caps.capsule_ops import in_integer_form, integer_form
+
+    assert not in_integer_form()
+    with integer_form():
+        assert in_integer_form()
+        with integer_form(enabled=False):
+            assert not in_integer_form()
+    ```
+    """
     return _INTEGER_FORM.get()
 
 
@@ -83,11 +117,22 @@ def squared_norm(s, axis=-1, keepdims=False):
     """Sum of squares along `axis` (MUL + SUM; export-friendly, no SQUARE op).
 
     Args:
-        s: tensor of any shape, e.g. (B, J, D).
-        axis: the capsule-dimension axis.
-        keepdims: keep the reduced axis with size 1.
+        s: tensor of any shape, e.g. capsules (B, J, D).
+        axis: int, the capsule-dimension axis. Defaults to -1.
+        keepdims: bool, keep the reduced axis with size 1. Defaults to False.
     Returns:
-        The squared norms, e.g. (B, J) or (B, J, 1) with keepdims.
+        The squared norms, e.g. (B, J), or (B, J, 1) with `keepdims`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import squared_norm
+
+    capsules = np.array([[[3.0, 4.0], [1.0, 0.0]]], "float32")  # (B, J, D) = (1, 2, 2)
+    np.testing.assert_allclose(squared_norm(capsules), [[25.0, 1.0]])  # (B, J)
+    assert squared_norm(capsules, keepdims=True).shape == (1, 2, 1)
+    ```
     """
     if in_integer_form():
         return _ones_matmul_sum(ops.multiply(s, s), axis=axis, keepdims=keepdims)
@@ -163,9 +208,25 @@ def squash(s, axis=-1, epsilon=EPSILON):
     to its zero point.
 
     Args:
-        s: capsule pre-activations, (..., D) with the capsule dimension on `axis`.
+        s: capsule pre-activations, any shape with the capsule dimension on `axis`, e.g.
+            (B, J, D).
+        axis: int, the capsule-dimension axis. Defaults to -1.
+        epsilon: float, added to |s|^2 under the root. Defaults to `EPSILON` (1e-7).
     Returns:
-        Squashed capsules of the same shape as `s`.
+        The squashed capsules, the shape of `s`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import squash
+
+    s = np.array([[[0.0, 0.0], [3.0, 4.0]]], "float32")  # (B, J, D): |s| = 0 and 5
+    v = np.asarray(squash(s))
+    np.testing.assert_allclose(v[0, 0], [0.0, 0.0])  # squash(0) = 0
+    np.testing.assert_allclose(np.linalg.norm(v[0, 1]), 25 / 26, rtol=1e-5)  # |s|^2 / (1 + |s|^2)
+    np.testing.assert_allclose(v[0, 1] / np.linalg.norm(v[0, 1]), [0.6, 0.8], rtol=1e-5)
+    ```
     """
     if in_integer_form():
         return _integer_squash(s, axis=axis)
@@ -180,8 +241,21 @@ def safe_length(s, axis=-1, keepdims=False, epsilon=EPSILON):
 
     Args:
         s: capsules, e.g. (B, J, D).
+        axis: int, the capsule-dimension axis. Defaults to -1.
+        keepdims: bool, keep the reduced axis with size 1. Defaults to False.
+        epsilon: float, added under the root. Defaults to `EPSILON` (1e-7).
     Returns:
-        Lengths, e.g. (B, J).
+        The lengths, e.g. (B, J).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import safe_length
+
+    capsules = np.array([[[0.6, 0.8], [0.0, 0.0]]], "float32")  # (B, J, D)
+    np.testing.assert_allclose(safe_length(capsules), [[1.0, 1e-7 ** 0.5]], rtol=1e-5)
+    ```
     """
     return ops.sqrt(ops.add(squared_norm(s, axis=axis, keepdims=keepdims), epsilon))
 
@@ -202,7 +276,20 @@ def predict_votes(u, kernel):
         u: input capsules, (B, N, Din).
         kernel: transforms, (N, J, Din, Dout).
     Returns:
-        Votes in routing layout, (B, J, N, Dout).
+        The votes in routing layout, (B, J, N, Dout).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import predict_votes
+
+    u = np.random.rand(2, 6, 4).astype("float32")  # (B, N, Din)
+    kernel = np.random.rand(6, 3, 4, 5).astype("float32")  # (N, J, Din, Dout)
+    votes = predict_votes(u, kernel)
+    assert votes.shape == (2, 3, 6, 5)  # (B, J, N, Dout)
+    np.testing.assert_allclose(votes, np.einsum("bni,njio->bjno", u, kernel), rtol=1e-5)
+    ```
     """
     n, j, din, dout = kernel.shape
     b = _batch(u)
@@ -221,7 +308,21 @@ def predict_votes_shared(u, kernel):
         u: input capsules, (B, P, T, Din).
         kernel: shared transforms, (T, J, Din, Dout).
     Returns:
-        Votes in routing layout, (B, J, P * T, Dout), capsule index n = p * T + t.
+        The votes in routing layout, (B, J, P * T, Dout), capsule index n = p * T + t.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import predict_votes_shared
+
+    u = np.random.rand(2, 9, 4, 8).astype("float32")  # (B, P, T, Din)
+    kernel = np.random.rand(4, 10, 8, 16).astype("float32")  # (T, J, Din, Dout)
+    votes = predict_votes_shared(u, kernel)
+    assert votes.shape == (2, 10, 36, 16)  # (B, J, P * T, Dout)
+    expected = np.einsum("bpti,tjio->bjpto", u, kernel).reshape(2, 10, 36, 16)
+    np.testing.assert_allclose(votes, expected, rtol=1e-5)
+    ```
     """
     t, j, din, dout = kernel.shape
     p = u.shape[1]
@@ -235,31 +336,74 @@ def predict_votes_shared(u, kernel):
 
 
 def vote_sum(votes, coupling):
-    """s_j = sum_i c_ij u_hat_{j|i}: votes (B, J, N, Dout), coupling (B, J, N) -> (B, J, Dout)."""
+    """s_j = sum_i c_ij u_hat_{j|i}, the coupled sum of the votes.
+
+    Args:
+        votes: u_hat, (B, J, N, Dout).
+        coupling: coupling coefficients c, (B, J, N).
+    Returns:
+        s, (B, J, Dout).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import vote_sum
+
+    votes = np.random.rand(2, 3, 5, 4).astype("float32")  # (B, J, N, Dout)
+    coupling = np.full((2, 3, 5), 1 / 3, "float32")  # (B, J, N)
+    np.testing.assert_allclose(vote_sum(votes, coupling), votes.sum(axis=2) / 3, rtol=1e-5)
+    ```
+    """
     s = ops.matmul(ops.expand_dims(coupling, 2), votes)  # (B, J, 1, N) @ (B, J, N, D) -> (B, J, 1, D)
     return ops.squeeze(s, 2)
 
 
 def routing_step(votes, coupling):
-    """One routing step: weighted sum of votes and squash.
+    """One routing step: the coupled sum of the votes, squashed.
 
     Args:
-        votes: (B, J, N, Dout).
+        votes: u_hat, (B, J, N, Dout).
         coupling: coupling coefficients c_ij, (B, J, N); sums to 1 over J.
     Returns:
-        v: output capsules, (B, J, Dout).
+        v, the output capsules, (B, J, Dout).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import routing_step, squash, vote_sum
+
+    votes = np.random.rand(2, 3, 5, 4).astype("float32")  # (B, J, N, Dout)
+    coupling = np.full((2, 3, 5), 1 / 3, "float32")  # (B, J, N)
+    v = routing_step(votes, coupling)
+    assert v.shape == (2, 3, 4)  # (B, J, Dout)
+    np.testing.assert_allclose(v, squash(vote_sum(votes, coupling)), rtol=1e-6)
+    ```
     """
     return squash(vote_sum(votes, coupling))  # (B, J, D)
 
 
 def agreement(votes, v):
-    """Agreement a_ij = u_hat_{j|i} . v_j.
+    """Agreement a_ij = u_hat_{j|i} . v_j between the votes and the output capsules.
 
     Args:
-        votes: (B, J, N, Dout).
+        votes: u_hat, (B, J, N, Dout).
         v: output capsules, (B, J, Dout).
     Returns:
-        (B, J, N).
+        The agreements, (B, J, N).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import agreement
+
+    votes = np.random.rand(2, 3, 5, 4).astype("float32")  # (B, J, N, Dout)
+    v = np.random.rand(2, 3, 4).astype("float32")  # (B, J, Dout)
+    np.testing.assert_allclose(agreement(votes, v), np.einsum("bjnd,bjd->bjn", votes, v),
+                               rtol=1e-5)
+    ```
     """
     if in_integer_form():
         # MUL + MEAN(u_hat * (D v)): TFLite Micro's int8 BATCH_MATMUL rounds this product
@@ -287,16 +431,37 @@ def dynamic_routing(
 
     Args:
         votes: u_hat, (B, J, N, Dout).
-        iterations: number of routing iterations r >= 1.
-        stop_gradient: if True, gradients flow through the votes only in the last iteration
-            (the logits b are computed from stopped votes), as in Sabour's reference code.
-        return_coupling: also return the last coupling coefficients.
+        iterations: int, routing iterations r >= 1. Defaults to 3.
+        stop_gradient: bool; if True, gradients flow through the votes only in the last
+            iteration (the logits b are computed from stopped votes), as in Sabour's reference
+            code. Defaults to True.
+        return_coupling: bool, also return the last coupling coefficients. Defaults to False.
         quantize: optional callable `(kind, tensor) -> tensor` applied to every routing
             internal as it is produced, kind in `ROUTING_TENSORS`: "votes" u_hat (B, J, N, D),
             "logits" b (B, J, N), "coupling" c (B, J, N), "s" (B, J, D) and "v" (B, J, D).
             Simulated quantization (`keras_caps.quantization`) and its calibration use it.
     Returns:
-        v: (B, J, Dout); and c: (B, J, N) if `return_coupling`.
+        v, (B, J, Dout); with `return_coupling` the tuple (v, c), c being (B, J, N).
+    Raises:
+        ValueError: `iterations` < 1.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import dynamic_routing
+
+    votes = np.random.rand(2, 10, 36, 16).astype("float32")  # (B, J, N, Dout)
+    v, c = dynamic_routing(votes, iterations=3, return_coupling=True)
+    assert v.shape == (2, 10, 16) and c.shape == (2, 10, 36)
+    np.testing.assert_allclose(np.sum(c, axis=1), np.ones((2, 36)), rtol=1e-5)  # softmax over J
+    assert float(np.max(np.linalg.norm(v, axis=-1))) < 1.0  # squashed
+
+    # Watch (or quantize) the routing internals:
+    seen = []
+    dynamic_routing(votes, quantize=lambda kind, x: seen.append(kind) or x)
+    assert seen[:3] == ["votes", "s", "v"]
+    ```
     """
     if iterations < 1:
         raise ValueError(f"routing iterations must be >= 1, got {iterations}.")
@@ -324,7 +489,23 @@ def dynamic_routing(
 
 
 def uniform_coupling_sum(votes):
-    """First-iteration s_j = sum_i (1/J) u_hat_ij (b = 0). votes: (B, J, N, D) -> (B, J, D)."""
+    """First-iteration s_j = sum_i (1/J) u_hat_ij (routing logits b = 0).
+
+    Args:
+        votes: u_hat, (B, J, N, D).
+    Returns:
+        s, (B, J, D); a MUL by 1/J, not a DIV, in the exported graph.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import uniform_coupling_sum
+
+    votes = np.random.rand(2, 4, 5, 3).astype("float32")  # (B, J, N, D)
+    np.testing.assert_allclose(uniform_coupling_sum(votes), votes.sum(axis=2) / 4, rtol=1e-5)
+    ```
+    """
     return _scaled_sum(votes, axis=2, scale=1.0 / float(votes.shape[1]))  # MUL, not DIV
 
 
@@ -393,9 +574,26 @@ def dense_routing(u, kernel, iterations=3, stop_gradient=True, return_coupling=F
     Args:
         u: input capsules, (B, N, Din).
         kernel: transforms, (N, J, Din, Dout).
-        iterations, stop_gradient, return_coupling: as in `dynamic_routing`.
+        iterations: int, routing iterations r >= 1. Defaults to 3.
+        stop_gradient: bool, as in `dynamic_routing`. Defaults to True.
+        return_coupling: bool, also return the last coupling coefficients. Defaults to False.
     Returns:
-        v: (B, J, Dout); and c: (B, J, N) if `return_coupling`.
+        v, (B, J, Dout); with `return_coupling` the tuple (v, c), c being (B, J, N).
+    Raises:
+        ValueError: `iterations` < 1.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.capsule_ops import dense_routing, dynamic_routing, predict_votes
+
+    u = np.random.rand(2, 36, 8).astype("float32")  # (B, N, Din)
+    kernel = np.random.normal(0, 0.1, (36, 10, 8, 16)).astype("float32")  # (N, J, Din, Dout)
+    v = dense_routing(u, kernel, iterations=3)
+    assert v.shape == (2, 10, 16)  # (B, J, Dout)
+    np.testing.assert_allclose(v, dynamic_routing(predict_votes(u, kernel)), atol=1e-5)
+    ```
     """
     if iterations < 1:
         raise ValueError(f"routing iterations must be >= 1, got {iterations}.")
@@ -473,9 +671,23 @@ def capsule_initializer(initializer, num_inputs, num_outputs, output_dim):
 
     Args:
         initializer: "capsule" or a Keras initializer (name, config or instance).
-        num_inputs: N, input capsules each output capsule sums over.
-        num_outputs: J, output capsules the coupling is split over.
-        output_dim: Dout.
+        num_inputs: int, N, the input capsules each output capsule sums over.
+        num_outputs: int, J, the output capsules the coupling is split over.
+        output_dim: int, Dout.
+    Returns:
+        A `keras.initializers.Initializer`.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_caps.capsule_ops import CAPSULE_INIT_GAIN, capsule_initializer
+
+    init = capsule_initializer("capsule", num_inputs=1152, num_outputs=10, output_dim=16)
+    assert isinstance(init, keras.initializers.TruncatedNormal)
+    assert abs(init.stddev - CAPSULE_INIT_GAIN * 10 / (1152 * 16) ** 0.5) < 1e-12
+    assert isinstance(capsule_initializer("zeros", 1152, 10, 16), keras.initializers.Zeros)
+    ```
     """
     if initializer == "capsule":
         std = CAPSULE_INIT_GAIN * float(num_outputs) / (float(num_inputs) * float(output_dim)) ** 0.5
@@ -484,7 +696,24 @@ def capsule_initializer(initializer, num_inputs, num_outputs, output_dim):
 
 
 def initializer_config(initializer):
-    """Config form of a capsule layer's kernel_initializer ("capsule" or a Keras initializer)."""
+    """The config form of a capsule layer's kernel_initializer, for `get_config`.
+
+    Args:
+        initializer: "capsule", an initializer name, config dict or instance.
+    Returns:
+        The string itself, or the serialized Keras initializer (a dict).
+
+    Example:
+
+    ```python
+    import keras
+    from keras_caps.capsule_ops import initializer_config
+
+    assert initializer_config("capsule") == "capsule"
+    config = initializer_config(keras.initializers.TruncatedNormal(stddev=0.1))
+    assert config["config"]["stddev"] == 0.1
+    ```
+    """
     if isinstance(initializer, str):
         return initializer
     return keras.initializers.serialize(keras.initializers.get(initializer))

@@ -18,15 +18,30 @@ def _one_hot_like(y_true, y_pred):
 
 
 def margin_loss(y_true, y_pred, m_plus=0.9, m_minus=0.1, down_weight=0.5):
-    """Sabour's margin loss per sample, summed over classes.
+    """Sabour's margin loss per sample, summed over the classes.
 
     L = sum_j T_j max(0, m+ - |v_j|)^2 + lambda (1 - T_j) max(0, |v_j| - m-)^2
 
     Args:
-        y_true: one-hot (B, J) or integer labels (B,).
-        y_pred: capsule lengths (B, J).
+        y_true: one-hot labels (B, J), or integer labels (B,) / (B, 1).
+        y_pred: capsule lengths |v_j|, (B, J).
+        m_plus: float, m+, the length a present class should reach. Defaults to 0.9.
+        m_minus: float, m-, the length an absent class should stay under. Defaults to 0.1.
+        down_weight: float, lambda, the weight of the absent classes. Defaults to 0.5.
     Returns:
-        (B,) per-sample losses.
+        The per-sample losses, (B,).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.losses import margin_loss
+
+    lengths = np.array([[0.95, 0.05], [0.5, 0.3]], "float32")  # (B, J)
+    labels = np.array([0, 1])  # integer labels (B,)
+    # sample 0 is right beyond both margins: 0; sample 1: (0.9 - 0.3)^2 + 0.5 (0.5 - 0.1)^2
+    np.testing.assert_allclose(margin_loss(labels, lengths), [0.0, 0.44], atol=1e-6)
+    ```
     """
     t = _one_hot_like(y_true, y_pred)
     present = ops.square(ops.relu(ops.subtract(m_plus, y_pred)))
@@ -37,9 +52,40 @@ def margin_loss(y_true, y_pred, m_plus=0.9, m_minus=0.1, down_weight=0.5):
 
 @keras.saving.register_keras_serializable(package="keras_caps")
 class MarginLoss(keras.losses.Loss):
-    """Margin loss (m+ = 0.9, m- = 0.1, lambda = 0.5): summed over classes, mean over batch.
+    """Margin loss as a Keras loss: summed over the classes, mean over the batch.
 
-    y_true: one-hot (B, J) or integer labels (B,); y_pred: capsule lengths (B, J).
+    See `margin_loss` for the formula; the defaults are Sabour's m+ = 0.9, m- = 0.1,
+    lambda = 0.5.
+
+    Shapes (B batch, J classes): y_true one-hot (B, J) or integer labels (B,); y_pred capsule
+    lengths (B, J).
+
+    Args:
+        m_plus: float, m+. Defaults to 0.9.
+        m_minus: float, m-, with 0 <= m- < m+ <= 1. Defaults to 0.1.
+        down_weight: float, lambda >= 0. Defaults to 0.5.
+        name: str. Defaults to "margin_loss".
+        **kwargs: other keyword arguments of `keras.losses.Loss` (`reduction`, `dtype`).
+    Raises:
+        ValueError: margins outside 0 <= m- < m+ <= 1, or a negative `down_weight`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.losses import MarginLoss
+
+    loss = MarginLoss()
+    lengths = np.array([[0.95, 0.05], [0.5, 0.3]], "float32")  # (B, J)
+    one_hot = np.array([[1.0, 0.0], [0.0, 1.0]], "float32")  # (B, J)
+    np.testing.assert_allclose(loss(one_hot, lengths), 0.22, atol=1e-6)  # mean of 0 and 0.44
+
+    # Compile a CapsNet with it (the model's output is {"lengths": ...}):
+    from keras_caps.models import mcu_capsnet
+
+    model = mcu_capsnet("S")
+    model.compile(optimizer="adam", loss={"lengths": MarginLoss()})
+    ```
     """
 
     def __init__(self, m_plus=0.9, m_minus=0.1, down_weight=0.5, name="margin_loss", **kwargs):
@@ -63,13 +109,33 @@ class MarginLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="keras_caps")
 class ReconstructionLoss(keras.losses.Loss):
-    """weight x sum of squared pixel errors per image (Sabour: weight 0.0005).
+    """Reconstruction loss: weight x sum of squared pixel errors per image (Sabour: 0.0005).
 
     This is the sum-of-squares form: for 28 x 28 x 1 images 0.0005 x SSE = 0.392 x MSE.
     The weight lives in the loss, so compile it with loss weight 1.
 
-    y_true: images (B, H, W, C) in [0, 1]; y_pred: reconstructions of the same shape.
-    Returns (B,) per sample, averaged over the batch by the default reduction.
+    Shapes (B batch, (H, W, C) image): y_true images (B, H, W, C) in [0, 1]; y_pred the
+    reconstructions, same shape. Per sample (B,), averaged over the batch by the default
+    reduction.
+
+    Args:
+        weight: float >= 0, the factor of the sum of squared errors. Defaults to 0.0005.
+        name: str. Defaults to "reconstruction_loss".
+        **kwargs: other keyword arguments of `keras.losses.Loss` (`reduction`, `dtype`).
+    Raises:
+        ValueError: a negative `weight`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.losses import ReconstructionLoss
+
+    images = np.zeros((2, 28, 28, 1), "float32")  # (B, H, W, C)
+    recon = np.full((2, 28, 28, 1), 0.5, "float32")
+    sse = 28 * 28 * 0.25  # per image
+    np.testing.assert_allclose(ReconstructionLoss()(images, recon), 0.0005 * sse, rtol=1e-5)
+    ```
     """
 
     def __init__(self, weight=0.0005, name="reconstruction_loss", **kwargs):

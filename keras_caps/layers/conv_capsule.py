@@ -14,14 +14,33 @@ from keras_caps.capsule_ops import (
 
 
 def capsule_patches(capsules, kernel_size, strides, padding):
-    """Gathers the k x k neighbourhood of every output position.
+    """Gathers the k x k neighbourhood of every output position of a capsule grid.
+
+    Written with pads and strided slices of a 4-D tensor (no image-patch op), the form that
+    TFLite Micro runs.
 
     Args:
-        capsules: (B, H, W, C, D).
-        kernel_size, strides: ints.
-        padding: "same" (zero capsules around the grid, (k - 1) // 2 each side) or "valid".
+        capsules: the capsule grid, (B, H, W, C, D).
+        kernel_size: int, k.
+        strides: int, the step between neighbourhoods.
+        padding: "same" (zero capsules around the grid, (k - 1) // 2 on the leading side)
+            or "valid".
     Returns:
         (B, H_out, W_out, k * k, C, D); patch index = dy * k + dx.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers.conv_capsule import capsule_patches
+
+    grid = np.random.rand(2, 5, 5, 3, 4).astype("float32")  # (B, H, W, C, D)
+    patches = capsule_patches(grid, kernel_size=3, strides=1, padding="same")
+    assert patches.shape == (2, 5, 5, 9, 3, 4)  # (B, H_out, W_out, k * k, C, D)
+    # the centre of the neighbourhood (dy = dx = 1) is the capsule itself
+    np.testing.assert_allclose(patches[:, :, :, 4], grid)
+    assert capsule_patches(grid, 3, 2, "valid").shape == (2, 2, 2, 9, 3, 4)
+    ```
     """
     _, h, w, c, d = capsules.shape
     x = ops.reshape(capsules, (-1, h, w, c * d))  # 4-D: TFLite Micro slices at most 4-D well
@@ -48,27 +67,56 @@ def capsule_patches(capsules, kernel_size, strides, padding):
 
 @keras.saving.register_keras_serializable(package="keras_caps")
 class ConvCapsule(keras.layers.Layer):
-    """Convolutional capsules (ConvCaps of Hinton et al. 2018 with dynamic routing).
+    """Convolutional capsules with local dynamic routing (paper 003's IntermediateCaps).
 
-    Each output position routes its k x k x C_in input capsules (N = k * k * C_in votes per
-    output type) to the C_out output capsule types at that position: coupling softmax over
-    C_out, per position. One transform per (kernel offset, input type, output type), shared
-    across positions. Paper 003 uses kernel 3, stride 1, padding 1 ("same"), C_out = C_in,
-    Dout = Din.
+    ConvCaps of Hinton et al. (2018) with dynamic routing: each output position routes its
+    k x k x C_in input capsules (N = k * k * C_in votes per output type) to the C_out output
+    capsule types at that position, with the coupling softmax over C_out at each position.
+    One transform per (kernel offset, input type, output type), shared across positions.
+    Paper 003 uses kernel 3, stride 1, padding 1 ("same"), C_out = C_in and Dout = Din.
 
-    Shapes (B batch, H x W grid, C types, D dim):
+    Shapes (B batch, H x W grid, C_in / C_out capsule types, Din / Dout capsule dims,
+    k = `kernel_size`):
         input:  (B, H, W, C_in, Din).
-        output: (B, H_out, W_out, C_out, Dout); with `return_coupling=True` also the
-                coupling coefficients (B, H_out, W_out, C_out, k * k * C_in).
+        output: (B, H_out, W_out, C_out, Dout); with `return_coupling=True` the tuple
+                (capsules, coupling), the coupling coefficients being
+                (B, H_out, W_out, C_out, k * k * C_in).
 
     Args:
-        num_capsules: C_out.
-        capsule_dim: Dout.
-        kernel_size: k (default 3).
-        strides: default 1.
-        padding: "same" (default, = padding 1 for k = 3) or "valid".
-        routings, stop_gradient, return_coupling: as in DenseCapsule.
-        kernel_initializer, kernel_regularizer: of the transforms (k*k*C_in, C_out, Din, Dout).
+        num_capsules: int, C_out, the output capsule types.
+        capsule_dim: int, Dout, the dimension of every output capsule.
+        kernel_size: int, k. Defaults to 3.
+        strides: int. Defaults to 1.
+        padding: "same" (the default; padding 1 for k = 3) or "valid".
+        routings: int, routing iterations (>= 1). Defaults to 3.
+        stop_gradient: bool, as in `DenseCapsule`. Defaults to True.
+        return_coupling: bool, also return the coupling coefficients. Defaults to False.
+        kernel_initializer: "capsule" (the default, see `capsule_ops.capsule_initializer`) or
+            any Keras initializer of the (k * k * C_in, C_out, Din, Dout) transforms.
+        kernel_regularizer: optional regularizer of the transforms.
+        **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `trainable`,
+            `dtype`, ...).
+
+    Call arguments:
+        inputs: the capsule grid, (B, H, W, C_in, Din).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import ConvCapsule
+
+    grid = np.random.rand(2, 5, 5, 4, 8).astype("float32")  # (B, H, W, C_in, Din)
+    layer = ConvCapsule(num_capsules=4, capsule_dim=8)  # 3x3, stride 1, "same"
+    capsules = layer(grid)
+    assert capsules.shape == (2, 5, 5, 4, 8)  # (B, H_out, W_out, C_out, Dout)
+    assert tuple(layer.kernel.shape) == (36, 4, 8, 8)  # (k * k * C_in, C_out, Din, Dout)
+
+    strided = ConvCapsule(6, 4, strides=2, padding="valid", return_coupling=True)
+    capsules, coupling = strided(grid)
+    assert capsules.shape == (2, 2, 2, 6, 4)
+    assert coupling.shape == (2, 2, 2, 6, 36)  # (B, H_out, W_out, C_out, k * k * C_in)
+    ```
     """
 
     def __init__(

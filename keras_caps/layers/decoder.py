@@ -10,18 +10,38 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_caps")
 class Decoder(keras.layers.Layer):
-    """Fully connected decoder (Sabour et al.): ReLU hidden layers, sigmoid pixels.
+    """Fully connected reconstruction decoder (Sabour et al.): ReLU hidden layers, sigmoid pixels.
 
-    Full variant: input (B, J * D) from `Mask(mode="full")` (10 x 16 = 160 inputs for
-    Sabour's CapsNet, 1.41 M parameters). Reduced variant (FasTrCaps): input (B, D) from
-    `Mask(mode="reduced")` (16 inputs, 1.34 M parameters). The layer itself is the same;
+    Full variant: the input (B, J * D) comes from `Mask(mode="full")` (10 x 16 = 160 inputs for
+    Sabour's CapsNet, 1.41 M parameters). Reduced variant (FasTrCaps): the input (B, D) comes
+    from `Mask(mode="reduced")` (16 inputs, 1.34 M parameters). The layer itself is the same;
     the input width decides.
 
-    Shapes: (B, F) -> (B, H, W, C) = (B,) + image_shape, values in (0, 1).
+    Shapes (B batch, F input features, (H, W, C) = `image_shape`):
+        input:  (B, F).
+        output: (B, H, W, C), values in (0, 1).
 
     Args:
-        image_shape: (H, W, C) of the reconstruction.
-        hidden_units: widths of the hidden layers (default (512, 1024)).
+        image_shape: (H, W, C), the shape of the reconstructed image.
+        hidden_units: tuple of int, the widths of the hidden ReLU layers. Defaults to
+            (512, 1024).
+        **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `trainable`,
+            `dtype`, ...).
+
+    Call arguments:
+        inputs: the masked capsules, (B, F).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import Decoder
+
+    decoder = Decoder(image_shape=(12, 12, 1), hidden_units=(32, 64))
+    images = decoder(np.random.rand(2, 40).astype("float32"))  # (B, J * D) = (2, 10 * 4)
+    assert images.shape == (2, 12, 12, 1)  # (B, H, W, C)
+    assert float(np.min(images)) > 0.0 and float(np.max(images)) < 1.0
+    ```
     """
 
     def __init__(self, image_shape, hidden_units=(512, 1024), **kwargs):

@@ -19,17 +19,22 @@ from keras_caps.capsule_ops import (
 
 @keras.saving.register_keras_serializable(package="keras_caps")
 class DenseCapsule(keras.layers.Layer):
-    """Class capsules: votes u_hat_{j|i} = W_ij u_i, then routing by agreement.
+    """Fully connected capsules with dynamic routing (Sabour's DigitCaps / ClassCaps).
 
-    Shapes (B batch, N input capsules, J = num_capsules, Din/Dout capsule dims):
-        input:  (B, N, Din), or a capsule grid (B, H, W, T, Din) which is flattened to
-                N = H * W * T (capsule index n = (h * W + w) * T + t).
-        output: (B, J, Dout); with `return_coupling=True` also the last coupling
-                coefficients (B, J, N).
+    Every input capsule u_i votes for every output capsule j with u_hat_{j|i} = W_ij u_i;
+    routing by agreement (`keras_caps.capsule_ops.dynamic_routing`) turns the votes into the
+    output capsules v_j, whose lengths are the class scores (`Length`).
 
-    Weights: without sharing one transform per (input, output) capsule, (N, J, Din, Dout).
-    With `weight_sharing=True` (FasTrCaps Alg. 4) one transform per input capsule *type*
-    shared over all positions, (T, J, Din, Dout); this needs the grid input.
+    Shapes (B batch, N input capsules, J = `num_capsules`, Din / Dout input / output capsule
+    dims, H x W grid and T capsule types of a grid input):
+        input:  (B, N, Din), or a capsule grid (B, H, W, T, Din) from `PrimaryCapsule` /
+                `ConvCapsule`, flattened to N = H * W * T (capsule index n = (h * W + w) * T + t).
+        output: (B, J, Dout); with `return_coupling=True` the tuple (capsules, coupling), the
+                coupling coefficients of the last iteration being (B, J, N).
+
+    Weights: without sharing one transform per (input, output) capsule, a (N, J, Din, Dout)
+    kernel. With `weight_sharing=True` (FasTrCaps Alg. 4) one transform per input capsule *type*
+    shared over all positions, a (T, J, Din, Dout) kernel; this needs the grid input.
 
     Two exact forms of the same routing: in training (`training=True`, as `fit` and
     `train_on_batch` call it) without weight sharing, `capsule_ops.dense_routing`, which never
@@ -39,15 +44,43 @@ class DenseCapsule(keras.layers.Layer):
     arena, ~5x faster int8 on LiteRT for the demo student).
 
     Args:
-        num_capsules: J.
-        capsule_dim: Dout.
-        routings: routing iterations (>= 1, default 3).
-        stop_gradient: gradients through the votes only in the last iteration.
-        weight_sharing: share transforms across positions.
-        return_coupling: also return the coupling coefficients.
-        kernel_initializer: "capsule" (default, see `capsule_ops.capsule_initializer`) or
-            any Keras initializer.
-        kernel_regularizer: of the transforms.
+        num_capsules: int, J, the output capsules (the classes of a CapsNet).
+        capsule_dim: int, Dout, the dimension of every output capsule.
+        routings: int, routing iterations (>= 1). Defaults to 3.
+        stop_gradient: bool, let gradients flow through the votes in the last iteration only
+            (Sabour's reference code). Defaults to True.
+        weight_sharing: bool, share the transforms over the positions of a grid input.
+            Defaults to False.
+        return_coupling: bool, also return the coupling coefficients. Defaults to False.
+        kernel_initializer: "capsule" (the default, see `capsule_ops.capsule_initializer`) or
+            any Keras initializer of the transforms.
+        kernel_regularizer: optional regularizer of the transforms.
+        **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `trainable`,
+            `dtype`, ...).
+
+    Call arguments:
+        inputs: the input capsules, (B, N, Din) or (B, H, W, T, Din).
+        training: bool, True selects the training form of the routing (see above); the
+            result is the same.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import DenseCapsule
+
+    primary = np.random.rand(2, 6, 6, 4, 8).astype("float32")  # (B, H, W, T, Din)
+    class_caps = DenseCapsule(num_capsules=10, capsule_dim=16, routings=3)
+    capsules = class_caps(primary)
+    assert capsules.shape == (2, 10, 16)  # (B, J, Dout)
+    assert tuple(class_caps.kernel.shape) == (144, 10, 8, 16)  # (N, J, Din, Dout)
+
+    # Weight sharing: one transform per capsule type, and the coupling coefficients.
+    shared = DenseCapsule(10, 16, weight_sharing=True, return_coupling=True)
+    capsules, coupling = shared(primary)
+    assert tuple(shared.kernel.shape) == (4, 10, 8, 16)  # (T, J, Din, Dout)
+    assert coupling.shape == (2, 10, 144)  # (B, J, N)
+    ```
     """
 
     def __init__(
@@ -113,7 +146,14 @@ class DenseCapsule(keras.layers.Layer):
         )
 
     def votes(self, inputs):
-        """u_hat for `inputs` (see class docstring): (B, J, N, Dout)."""
+        """The votes u_hat_{j|i} = W_ij u_i of `inputs` (see the class docstring).
+
+        Args:
+            inputs: the input capsules, (B, N, Din) or (B, H, W, T, Din), of the layer's
+                built input shape.
+        Returns:
+            The votes in routing layout, (B, J, N, Dout).
+        """
         # static sizes and -1 for the batch: no SHAPE ops in exported graphs
         if self.weight_sharing:
             positions = self.num_inputs // self.num_types

@@ -12,11 +12,29 @@ from keras_caps.capsule_ops import safe_length, squared_norm
 class Length(keras.layers.Layer):
     """Capsule lengths, the class scores of a CapsNet.
 
-    Shapes: (B, J, D) -> (B, J).
+    Shapes (B batch, J capsules, D capsule dim):
+        input:  (B, J, D).
+        output: (B, J).
 
     Args:
-        squared: return |v|^2 instead of |v| (no SQRT: the integer-export form; the ranking
-            of classes is the same).
+        squared: bool, return |v|^2 instead of |v| (no SQRT: the integer-export form; the
+            ranking of the classes is the same). Defaults to False.
+        **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `trainable`,
+            `dtype`, ...).
+
+    Call arguments:
+        inputs: the capsules, (B, J, D).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import Length
+
+    capsules = np.array([[[0.6, 0.8], [0.0, 0.5]]], "float32")  # (B, J, D) = (1, 2, 2)
+    np.testing.assert_allclose(Length()(capsules), [[1.0, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(Length(squared=True)(capsules), [[1.0, 0.25]], atol=1e-6)
+    ```
     """
 
     def __init__(self, squared=False, **kwargs):
@@ -41,13 +59,35 @@ class Length(keras.layers.Layer):
 class Mask(keras.layers.Layer):
     """Keeps one class capsule for the decoder: the true class in training, else the predicted.
 
-    Call with `capsules` (B, J, D) or `[capsules, labels]` with one-hot labels (B, J). The
-    labels are used when given and `training` is true; otherwise (inference, or no labels)
-    the capsule with the largest length is kept.
+    Shapes (B batch, J capsules, D capsule dim):
+        input:  `capsules` (B, J, D), or `[capsules, labels]` with one-hot labels (B, J).
+        output: mode "full": (B, J * D), every other capsule zeroed (Sabour's decoder input);
+                mode "reduced": (B, D), only the selected capsule (FasTrCaps reduced decoder).
 
-    Shapes:
-        mode="full":    output (B, J * D), every other capsule zeroed (Sabour's decoder input).
-        mode="reduced": output (B, D), only the selected capsule (FasTrCaps reduced decoder).
+    Args:
+        mode: "full" (the default) or "reduced", see the shapes.
+        **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `trainable`,
+            `dtype`, ...).
+
+    Call arguments:
+        inputs: `capsules` (B, J, D) or `[capsules, labels]`.
+        training: bool; the labels select the capsule when they are given and `training` is
+            true, otherwise (inference, or no labels) the longest capsule is kept.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import Mask
+
+    capsules = np.array([[[0.1, 0.0], [0.0, 0.9], [0.3, 0.0]]], "float32")  # (1, 3, 2)
+    labels = np.array([[1.0, 0.0, 0.0]], "float32")  # one-hot (B, J)
+    # inference: the longest capsule (class 1) is kept
+    np.testing.assert_allclose(Mask()(capsules), [[0, 0, 0, 0.9, 0, 0]])
+    # training with labels: the true class (0) is kept
+    np.testing.assert_allclose(Mask()([capsules, labels], training=True), [[0.1, 0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(Mask(mode="reduced")(capsules), [[0.0, 0.9]])  # (B, D)
+    ```
     """
 
     def __init__(self, mode="full", **kwargs):

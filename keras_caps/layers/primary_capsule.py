@@ -10,25 +10,53 @@ from keras_caps.capsule_ops import squash
 
 @keras.saving.register_keras_serializable(package="keras_caps")
 class PrimaryCapsule(keras.layers.Layer):
-    """Conv2D with `num_capsules * capsule_dim` channels -> capsules of dim D -> squash.
+    """Primary capsules: a convolution whose channels are grouped into capsules, then squashed.
 
-    Channel k of the convolution belongs to capsule type k // D, component k % D.
+    A `Conv2D` with `num_capsules * capsule_dim` output channels. Channel k of the convolution
+    is component k % D of capsule type k // D; every capsule is squashed
+    (`keras_caps.capsule_ops.squash`), so its length lies in [0, 1).
 
-    Shapes (B batch, H x W output grid, C capsule types, D capsule dim):
+    Shapes (B batch, H_in x W_in x F input feature map, H x W output grid,
+    C = `num_capsules` capsule types, D = `capsule_dim`):
         input:  (B, H_in, W_in, F) feature map.
-        output: (B, H, W, C, D) capsules; with `return_feature_map=True` also the
-                convolution's pre-squash output (B, H, W, C * D), the map that CCM and
-                channel pruning work on.
+        output: (B, H, W, C, D) capsules; with `return_feature_map=True` the tuple
+                (capsules, feature map), the feature map being the convolution's pre-squash
+                output (B, H, W, C * D), the map that CCM and channel pruning work on.
 
     Args:
-        num_capsules: C, capsule types per position.
-        capsule_dim: D.
-        kernel_size, strides, padding: of the convolution ("valid" in Sabour's CapsNet).
-        return_feature_map: also return the convolution output.
-        kernel_initializer: of the convolution (default "he_normal": with Glorot the
-            9x9x256 convolution starts at std ~0.03 and squash, ~|s|^2 for small s, leaves
-            the capsules near zero).
-        kernel_regularizer: of the convolution.
+        num_capsules: int, C, the capsule types at every grid position.
+        capsule_dim: int, D, the dimension of every capsule.
+        kernel_size: int or (int, int), the kernel size of the convolution. Defaults to 9
+            (Sabour's CapsNet).
+        strides: int or (int, int), the strides of the convolution. Defaults to 2.
+        padding: "valid" (the default, as in Sabour's CapsNet) or "same".
+        return_feature_map: bool, also return the pre-squash feature map. Defaults to False.
+        kernel_initializer: initializer of the convolution kernel. Defaults to "he_normal":
+            with Glorot the 9x9x256 convolution starts at std ~0.03 and squash, ~|s|^2 for
+            small s, leaves the capsules near zero.
+        kernel_regularizer: optional regularizer of the convolution kernel.
+        **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `trainable`,
+            `dtype`, ...).
+
+    Call arguments:
+        inputs: the feature map, (B, H_in, W_in, F).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import PrimaryCapsule
+
+    features = np.random.rand(2, 13, 13, 16).astype("float32")  # (B, H_in, W_in, F)
+    layer = PrimaryCapsule(num_capsules=4, capsule_dim=8, kernel_size=3, strides=2)
+    capsules = layer(features)
+    assert capsules.shape == (2, 6, 6, 4, 8)  # (B, H, W, C, D)
+
+    # The feature map too, for CCM and channel pruning:
+    layer = PrimaryCapsule(4, 8, kernel_size=3, return_feature_map=True)
+    capsules, fmap = layer(features)
+    assert fmap.shape == (2, 6, 6, 32)  # (B, H, W, C * D)
+    ```
     """
 
     def __init__(

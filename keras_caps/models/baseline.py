@@ -7,10 +7,13 @@ augmentation, optimizer, LR schedule, batch size and epochs (`benchmarks/mcu_fam
 shows what the capsule head buys at a given parameter count.
 
 Example:
-    >>> from keras_caps.models import cnn_baseline
-    >>> model = cnn_baseline((16, 32, 64), (1, 2, 2), head_filters=64)
-    >>> model.output.shape
-    (None, 10)
+
+```python
+from keras_caps.models import cnn_baseline
+
+model = cnn_baseline((16, 32, 64), (1, 2, 2), head_filters=64)
+assert model.output.shape == (None, 10)  # (B, num_classes)
+```
 """
 
 from __future__ import annotations
@@ -21,16 +24,41 @@ import keras
 def cnn_baseline(backbone_filters=(16, 32, 64), backbone_strides=(1, 2, 2), head_filters=64,
                  head_kernel=3, head_strides=2, input_shape=(28, 28, 1), num_classes=10,
                  name="cnn_baseline"):
-    """Builds image (B, H, W, C) -> class probabilities (B, num_classes).
+    """Builds a plain CNN: image (B, H, W, C) -> class probabilities (B, num_classes).
+
+    Blocks of 3x3 conv ("same") + BatchNorm + ReLU, then one more conv + BN + ReLU block
+    ("valid") in the place of the CapsNet's primary capsules, global average pooling and a
+    softmax `Dense`. Layers are named "conv{i}", "bn{i}", "relu{i}", "pool", "probs".
 
     Args:
-        backbone_filters, backbone_strides: the 3x3 conv + BN + ReLU blocks (as in
-            `deep_capsnet`).
-        head_filters, head_kernel, head_strides: the last conv block, in the place (and with
-            the channels C x D) of the CapsNet's primary capsules; "valid" padding like them.
-        input_shape, num_classes: data shape and class count.
+        backbone_filters: tuple of int, the channels of each 3x3 backbone block (as in
+            `deep_capsnet`). Defaults to (16, 32, 64).
+        backbone_strides: tuple of int, the strides of each block (same length). Defaults
+            to (1, 2, 2).
+        head_filters: int, the channels of the last block, in the place (and with the
+            channels C x D) of the CapsNet's primary capsules. Defaults to 64.
+        head_kernel: int, its kernel size. Defaults to 3.
+        head_strides: int, its strides. Defaults to 2.
+        input_shape: (H, W, C) of the images. Defaults to (28, 28, 1).
+        num_classes: int, the classes. Defaults to 10.
+        name: str, the model name. Defaults to "cnn_baseline".
     Returns:
         An uncompiled `keras.Model`; compile it with a cross-entropy loss.
+    Raises:
+        ValueError: `backbone_filters` and `backbone_strides` of different lengths.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import cnn_baseline
+
+    model = cnn_baseline(backbone_filters=(8, 16), backbone_strides=(1, 2), head_filters=16,
+                         input_shape=(16, 16, 1), num_classes=4)
+    probs = model(np.random.rand(2, 16, 16, 1).astype("float32"))
+    assert probs.shape == (2, 4)  # (B, num_classes)
+    np.testing.assert_allclose(np.sum(probs, axis=-1), [1.0, 1.0], rtol=1e-5)
+    ```
     """
     if len(backbone_filters) != len(backbone_strides):
         raise ValueError(
@@ -52,7 +80,27 @@ def cnn_baseline(backbone_filters=(16, 32, 64), backbone_strides=(1, 2, 2), head
 
 
 def cnn_like(size, input_shape=(28, 28, 1), num_classes=10):
-    """The `cnn_baseline` with the backbone and primary-conv channels of `mcu_capsnet(size)`."""
+    """The `cnn_baseline` with the backbone and primary-conv channels of `mcu_capsnet(size)`.
+
+    Args:
+        size: "S", "M" or "L", a key of `MCU_SIZES` (case-insensitive).
+        input_shape: (H, W, C) of the images. Defaults to (28, 28, 1).
+        num_classes: int, the classes. Defaults to 10.
+    Returns:
+        An uncompiled `keras.Model` named "cnn_like_<size>": image -> probabilities
+        (B, num_classes).
+
+    Example:
+
+    ```python
+    from keras_caps.models import cnn_like
+
+    model = cnn_like("S")  # backbone (16, 32, 64), head 8 x 8 = 64 channels
+    assert model.name == "cnn_like_S"
+    assert model.get_layer("conv4").filters == 64
+    assert model.output.shape == (None, 10)
+    ```
+    """
     from keras_caps.models.mcu_capsnet import MCU_SIZES
 
     spec = MCU_SIZES[str(size).upper()]

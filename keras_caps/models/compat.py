@@ -11,11 +11,11 @@ from __future__ import annotations
 
 
 class InputSizeError(ValueError):
-    """The images are too small for the architecture."""
+    """The images are too small for the architecture (raised by the builders' size checks)."""
 
 
 class ModelDataMismatch(ValueError):
-    """A saved model's input shape or class count differs from the data's."""
+    """A saved model's input shape or class count differs from the data's (`check_model_data`)."""
 
 
 def _valid(size, kernel, stride=1):
@@ -48,9 +48,35 @@ def _check(input_shape, fits, what, hint):
 
 
 def check_capsnet_size(input_shape, conv_kernel=9, primary_kernel=9, primary_strides=2):
-    """Sabour CapsNet: conv (valid) then primary caps (valid, strided) must leave >= 1 pixel.
+    """Checks that a Sabour CapsNet can take `input_shape` images.
 
-    With the paper's 9x9 kernels and stride 2 that is 17x17 (conv 9x9: H - 8; primary 9x9 / 2).
+    The conv (valid) then the primary capsules (valid, strided) must leave at least one
+    pixel. With the paper's 9x9 kernels and stride 2 that is 17x17 (conv 9x9: H - 8; primary
+    9x9 / 2).
+
+    Args:
+        input_shape: (H, W, C) of the images.
+        conv_kernel: int, the first convolution's kernel size. Defaults to 9.
+        primary_kernel: int, the primary-capsule kernel size. Defaults to 9.
+        primary_strides: int, the primary-capsule strides. Defaults to 2.
+    Raises:
+        InputSizeError: the images are too small; the message names the smallest size and
+            the flags to change.
+
+    Example:
+
+    ```python
+    from keras_caps.models.compat import InputSizeError, check_capsnet_size
+
+    check_capsnet_size((28, 28, 1))  # fits: returns None
+    try:
+        check_capsnet_size((16, 16, 1))
+    except InputSizeError as err:
+        assert "at least 17x17" in str(err)
+    else:
+        raise AssertionError("16x16 is too small for 9x9 kernels")
+    check_capsnet_size((12, 12, 1), conv_kernel=3, primary_kernel=3)  # small kernels fit
+    ```
     """
     def fits(size):
         return _valid(_valid(size, conv_kernel), primary_kernel, primary_strides) >= 1
@@ -64,7 +90,33 @@ def check_capsnet_size(input_shape, conv_kernel=9, primary_kernel=9, primary_str
 
 def check_deep_capsnet_size(input_shape, backbone_strides=(1, 2, 1), primary_kernel=3,
                             primary_strides=2):
-    """Deep CapsNet: the 'same' backbone divides by its strides, then primary caps (valid)."""
+    """Checks that a deep CapsNet can take `input_shape` images.
+
+    The "same" backbone divides the size by its strides (rounding up), then the primary
+    capsules (valid) must leave at least one pixel.
+
+    Args:
+        input_shape: (H, W, C) of the images.
+        backbone_strides: tuple of int, the backbone strides. Defaults to (1, 2, 1).
+        primary_kernel: int, the primary-capsule kernel size. Defaults to 3.
+        primary_strides: int, the primary-capsule strides. Defaults to 2.
+    Raises:
+        InputSizeError: the images are too small; the message names the smallest size.
+
+    Example:
+
+    ```python
+    from keras_caps.models.compat import InputSizeError, check_deep_capsnet_size
+
+    check_deep_capsnet_size((32, 32, 3))
+    try:
+        check_deep_capsnet_size((4, 4, 1), backbone_strides=(1, 2, 2))
+    except InputSizeError as err:
+        assert "at least 9x9" in str(err)
+    else:
+        raise AssertionError("4x4 is too small")
+    ```
+    """
     def fits(size):
         for stride in backbone_strides:
             size = _same(size, stride)
@@ -77,7 +129,22 @@ def check_deep_capsnet_size(input_shape, backbone_strides=(1, 2, 1), primary_ker
 
 
 def model_signature(model):
-    """(image shape (H, W, C), number of classes J) of a keras_caps model."""
+    """The (image shape (H, W, C), number of classes J) of a keras_caps model.
+
+    Args:
+        model: a `capsnet` / `deep_capsnet` (or any model `classifier` accepts).
+    Returns:
+        ((H, W, C), J) as ints.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.models.compat import model_signature
+
+    assert model_signature(mcu_capsnet("S", num_classes=4)) == ((28, 28, 1), 4)
+    ```
+    """
     from keras_caps.models.heads import classifier, image_input
 
     shape = tuple(int(d) for d in image_input(model).shape[1:])
@@ -86,22 +153,68 @@ def model_signature(model):
 
 def check_model_data(model, image_shape, num_classes=None, model_name="the model",
                      dataset="the data"):
-    """Raises ModelDataMismatch when `model` cannot take `image_shape` images or predicts a
-    different number of classes than `num_classes` (None: not checked).
+    """Checks that `model` takes `image_shape` images and predicts `num_classes` classes.
 
     Args:
         model: a keras_caps model (or its classifier).
         image_shape: (H, W, C) of the data (after --image_size / --channels).
-        num_classes: K of the data, or None.
-        model_name, dataset: named in the message (e.g. the model file and the --dataset).
+        num_classes: int, the classes of the data, or None (not checked).
+        model_name: str, how the message names the model (e.g. its file). Defaults to
+            "the model".
+        dataset: str, how the message names the data (e.g. the --dataset). Defaults to
+            "the data".
+    Raises:
+        ModelDataMismatch: the shapes or class counts differ; the message says which flags
+            fix it.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.models.compat import ModelDataMismatch, check_model_data
+
+    model = mcu_capsnet("S")
+    check_model_data(model, (28, 28, 1), num_classes=10)  # matches: returns None
+    try:
+        check_model_data(model, (32, 32, 3), 10, model_name="s.keras", dataset="cifar10")
+    except ModelDataMismatch as err:
+        assert "--image_size=28,28 --grayscale" in str(err)
+    else:
+        raise AssertionError("a 28x28x1 model does not take 32x32x3 images")
+    ```
     """
     check_signature(model_signature(model), image_shape, num_classes, model_name, dataset)
 
 
 def check_signature(signature, image_shape, num_classes=None, model_name="the model",
                     dataset="the data"):
-    """ModelDataMismatch when a model's (image shape, classes) `signature` (of a Keras model or
-    a flatbuffer) does not fit data of `image_shape` and `num_classes` (None: not checked)."""
+    """Checks a model's (image shape, classes) `signature` against data.
+
+    The signature may come from a Keras model (`model_signature`) or from a flatbuffer.
+
+    Args:
+        signature: ((H, W, C), J) of the model.
+        image_shape: (H, W, C) of the data.
+        num_classes: int, the classes of the data, or None (not checked).
+        model_name: str, how the message names the model. Defaults to "the model".
+        dataset: str, how the message names the data. Defaults to "the data".
+    Raises:
+        ModelDataMismatch: the shapes or class counts differ.
+
+    Example:
+
+    ```python
+    from keras_caps.models.compat import ModelDataMismatch, check_signature
+
+    check_signature(((28, 28, 1), 10), (28, 28, 1), 10)
+    try:
+        check_signature(((28, 28, 1), 10), (28, 28, 1), num_classes=5)
+    except ModelDataMismatch as err:
+        assert "10 classes but the data has 5" in str(err)
+    else:
+        raise AssertionError("class counts differ")
+    ```
+    """
     shape, classes = signature
     image_shape = tuple(int(d) for d in image_shape)
     problems = []

@@ -29,32 +29,75 @@ def deep_capsnet(
     weight_sharing=False,
     name=None,
 ):
-    """Builds CapsNet[C, D, I] of "Mitigating vanishing activations in deep CapsNets".
+    """Builds CapsNet[C, D, I] of "Mitigating vanishing activations in deep CapsNets" (paper 003).
 
-    Backbone: len(backbone_filters) x (Conv 3x3, padding 1 -> BatchNorm -> ReLU), strides
-    (1, 2, 1). PrimaryCaps: conv 3x3 stride 2, no padding, C x D channels, squash.
-    IntermediateCaps: I ConvCapsule layers (3x3, stride 1, padding 1, local dynamic routing,
-    same C and D). ClassCaps: num_classes x class_dim capsules with dynamic routing.
-    The paper does not give the backbone widths; (64, 128, 128) is this library's default
-    (every width is a parameter, and channel pruning changes them).
+    Backbone: len(backbone_filters) x (Conv 3x3, padding 1 -> BatchNorm -> ReLU) with
+    `backbone_strides`. PrimaryCaps: conv `primary_kernel` x `primary_kernel`, stride
+    `primary_strides`, no padding, C x D channels, squash. IntermediateCaps: I `ConvCapsule`
+    layers (3x3, stride 1, padding 1, local dynamic routing, the same C and D). ClassCaps:
+    `num_classes` x `class_dim` capsules with dynamic routing. The paper does not give the
+    backbone widths; (64, 128, 128) is this library's default (every width is a parameter, and
+    channel pruning changes them).
 
-    Spatial sizes: 32x32 input -> 32 -> 16 -> 16 -> primary 7x7; 28x28 -> 28 -> 14 -> 14 -> 6x6.
+    Spatial sizes with the defaults: 32x32 input -> 32 -> 16 -> 16 -> primary 7x7; 28x28 ->
+    28 -> 14 -> 14 -> 6x6.
 
-    Inputs/outputs as in `capsnet` (image -> {"lengths"}, or with a decoder
-    {"image", "label"} -> {"lengths", "reconstruction"}). Named layers: "conv{i}", "bn{i}",
-    "relu{i}" (feature-map taps), "primary_caps", "intermediate_caps_{k}" (k = 1..I),
-    "class_caps", "length".
+    Inputs and outputs as in `capsnet` (B batch, (H, W, C) = `input_shape`,
+    J = `num_classes`): image (B, H, W, C) -> {"lengths": (B, J)}, or with a decoder
+    {"image", "label" (B, J)} -> {"lengths", "reconstruction" (B, H, W, C)}. Named layers:
+    "conv{i}", "bn{i}", "relu{i}" (the feature-map taps), "primary_caps",
+    "intermediate_caps_{k}" (k = 1..I), "class_caps", "length".
 
     Args:
-        num_capsules: C, capsule types in PrimaryCaps and every IntermediateCaps.
-        capsule_dim: D.
-        num_intermediate: I >= 0.
+        num_capsules: int, C, the capsule types of PrimaryCaps and of every IntermediateCaps.
+            Defaults to 20.
+        capsule_dim: int, D, their capsule dimension. Defaults to 8.
+        num_intermediate: int, I >= 0, the IntermediateCaps layers. Defaults to 0.
+        input_shape: (H, W, C) of the images. Defaults to (32, 32, 3).
+        num_classes: int, J. Defaults to 10.
+        backbone_filters: tuple of int, the channels of each backbone conv block. Defaults
+            to (64, 128, 128).
+        backbone_strides: tuple of int, the strides of each block (same length as
+            `backbone_filters`). Defaults to (1, 2, 1).
+        primary_kernel: int, kernel size of the primary-capsule convolution. Defaults to 3.
+        primary_strides: int, its strides. Defaults to 2.
+        class_dim: int, the dimension of the class capsules. Defaults to 16.
+        routings: int, dynamic-routing iterations of every capsule layer. Defaults to 3.
+        stop_gradient: bool, gradients through the votes only in the last routing iteration.
+            Defaults to True.
+        decoder: None (the default), "none", "full" or "reduced", as in `capsnet`.
+        decoder_units: tuple of int, the hidden widths of the decoder. Defaults to
+            (512, 1024).
         intermediate_initializer: kernel initializer of every IntermediateCaps: "capsule"
-            (the library's, see `capsule_ops.capsule_initializer`) or any Keras initializer
+            (the default, see `capsule_ops.capsule_initializer`) or any Keras initializer
             (e.g. a fixed-std TruncatedNormal to study vanishing activations).
-        weight_sharing: share the class-capsule transforms over positions (FasTrCaps Alg. 4):
-            a (C, J, D, class_dim) kernel instead of (H * W * C, J, D, class_dim). The
-            microcontroller family (`mcu_capsnet`) uses it.
+        weight_sharing: bool, share the class-capsule transforms over positions (FasTrCaps
+            Alg. 4): a (C, J, D, class_dim) kernel instead of (H * W * C, J, D, class_dim).
+            The microcontroller family (`mcu_capsnet`) uses it. Defaults to False.
+        name: str, the model name. Defaults to "deep_capsnet_C{C}_D{D}_I{I}".
+    Returns:
+        An uncompiled functional `keras.Model`.
+    Raises:
+        ValueError: a negative `num_intermediate`, backbone lists of different lengths or an
+            unknown `decoder`.
+        keras_caps.models.compat.InputSizeError: images too small for the strides and kernel.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import deep_capsnet
+
+    # CapsNet[C=4, D=4, I=1] on 16 x 16 grey images, with a small backbone.
+    model = deep_capsnet(num_capsules=4, capsule_dim=4, num_intermediate=1,
+                         input_shape=(16, 16, 1), backbone_filters=(8, 16),
+                         backbone_strides=(1, 2), class_dim=8)
+    assert model.name == "deep_capsnet_C4_D4_I1"
+    images = np.random.rand(2, 16, 16, 1).astype("float32")  # (B, H, W, C)
+    assert model(images)["lengths"].shape == (2, 10)  # (B, J)
+    # 16 -> 16 -> 8 (backbone) -> 3 x 3 primary grid, kept by the IntermediateCaps
+    assert model.get_layer("intermediate_caps_1").output.shape == (None, 3, 3, 4, 4)
+    ```
     """
     if int(num_intermediate) < 0:
         raise ValueError(f"num_intermediate must be >= 0, got {num_intermediate}.")

@@ -22,10 +22,14 @@ Sizes (28 x 28 x 1 input, 10 classes; int8 bytes and arena from `benchmarks/mcu_
     L     32, 64, 128, 128   1, 2, 1, 2  16 x 8  16D    409,728  440,008     138,240
 
 Example:
-    >>> from keras_caps.models import mcu_capsnet
-    >>> model = mcu_capsnet("S", input_shape=(28, 28, 1), num_classes=10)
-    >>> model.output["lengths"].shape
-    (None, 10)
+
+```python
+from keras_caps.models import MCU_SIZES, mcu_capsnet
+
+model = mcu_capsnet("S", input_shape=(28, 28, 1), num_classes=10)
+assert model.output["lengths"].shape == (None, 10)  # (B, J)
+assert sorted(MCU_SIZES) == ["L", "M", "S"]
+```
 """
 
 from __future__ import annotations
@@ -48,20 +52,41 @@ def mcu_capsnet(size="S", input_shape=(28, 28, 1), num_classes=10, routings=3, d
                 name=None, **overrides):
     """Builds the microcontroller CapsNet of the given size.
 
+    A `deep_capsnet` with the size's backbone and capsule widths (`MCU_SIZES`), 3x3 stride-2
+    primary capsules and weight-shared class capsules.
+
     Args:
-        size: "S", "M" or "L" (see `MCU_SIZES`; S meets the 100 KB flatbuffer / 64 KB arena
-            budget in int8).
+        size: "S", "M" or "L" (case-insensitive; see `MCU_SIZES`; S meets the 100 KB
+            flatbuffer / 64 KB arena budget in int8). Defaults to "S".
         input_shape: (H, W, C) of the images; H and W at least 16 (two stride-2 convs then a
             3x3 stride-2 primary conv need a map of at least 3 x 3 after the backbone).
-        num_classes: J.
-        routings: dynamic-routing iterations.
-        decoder: None (the microcontroller form), "reduced" or "full".
-        name: model name (default "mcu_capsnet_<size>").
-        **overrides: any other `deep_capsnet` argument, replacing the size's value.
+            Defaults to (28, 28, 1).
+        num_classes: int, J. Defaults to 10.
+        routings: int, dynamic-routing iterations. Defaults to 3.
+        decoder: None (the default, the microcontroller form), "reduced" or "full".
+        name: str, the model name. Defaults to "mcu_capsnet_<size>".
+        **overrides: any other `deep_capsnet` argument, replacing the size's value (e.g.
+            `backbone_filters`, `num_intermediate`).
     Returns:
         An uncompiled `keras.Model` (see `deep_capsnet` for inputs and outputs).
     Raises:
-        ValueError: unknown size, or an image too small for the backbone.
+        ValueError: an unknown size, or images too small for the backbone.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import mcu_capsnet
+
+    model = mcu_capsnet("S", input_shape=(28, 28, 1), num_classes=10)
+    assert model.count_params() == 65_792
+    images = np.random.rand(2, 28, 28, 1).astype("float32")  # (B, H, W, C)
+    assert model(images)["lengths"].shape == (2, 10)  # (B, J)
+
+    # A narrower S for a quick experiment: overrides replace the size's values.
+    small = mcu_capsnet("s", backbone_filters=(8, 16, 16), name="tiny")
+    assert small.count_params() < model.count_params()
+    ```
     """
     key = str(size).upper()
     if key not in MCU_SIZES:

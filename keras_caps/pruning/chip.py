@@ -33,13 +33,31 @@ def _singular_value_sums(grams):
 
 
 def channel_independence(feature_maps, max_bytes=DEFAULT_MAX_BYTES):
-    """Per-sample CI scores of every channel.
+    """Per-sample CHIP channel-independence scores of every channel of a feature map.
 
     Args:
-        feature_maps: (B, H, W, C) array (any real dtype; computed in float64).
-        max_bytes: memory budget for one chunk of eigenproblem stacks.
+        feature_maps: array (B, H, W, C), any real dtype (computed in float64).
+        max_bytes: int, the memory budget of one chunk of eigenproblem stacks. Defaults to
+            `DEFAULT_MAX_BYTES` (256 MiB).
     Returns:
-        (B, C) float64: CI(c) = ||F||_* - ||F with row c zeroed||_* for each sample.
+        (B, C) float64: CI(c) = ||F||_* - ||F with row c zeroed||_* for each sample, F the
+        C x (H * W) matrix of the sample's maps.
+    Raises:
+        ValueError: `feature_maps` is not 4-D.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning import channel_independence
+
+    maps = np.random.rand(2, 4, 4, 3)  # (B, H, W, C)
+    maps[..., 2] = 0.0  # a dead channel adds nothing: CI = 0
+    scores = channel_independence(maps)
+    assert scores.shape == (2, 3)  # (B, C)
+    np.testing.assert_allclose(scores[:, 2], 0.0, atol=1e-9)
+    assert np.all(scores[:, :2] > 0)
+    ```
     """
     maps = np.asarray(feature_maps, dtype=np.float64)
     if maps.ndim != 4:
@@ -69,20 +87,39 @@ def channel_independence(feature_maps, max_bytes=DEFAULT_MAX_BYTES):
 
 
 def chip_scores(model, data, num_batches=None, batch_size=64, max_bytes=DEFAULT_MAX_BYTES):
-    """Batch-averaged CI scores of every prunable feature map of a keras_caps model.
+    """Batch-averaged CHIP scores of every prunable feature map of a keras_caps model.
 
     The maps are those of `keras_caps.models.feature_model` (backbone convs after ReLU,
     PrimaryCaps convolution before squash), computed in inference mode.
 
     Args:
-        model: a capsnet / deep_capsnet (or a `CCMTrainer`, whose wrapped model is used).
+        model: a `capsnet` / `deep_capsnet` (or a `CCMTrainer`, whose wrapped model is used).
         data: a tf.data.Dataset of (x, y) or x batches (x an image batch or {"image": ...}),
-            an image array (N, H, W[, C]) or (images, labels); uint8 arrays are scaled to
-            [0, 1] like `keras_caps.data.make_dataset`.
-        num_batches: batches to average over (None: all of `data`).
-        batch_size: for arrays.
+            an image array (N, H, W[, C]) or a tuple (images, labels); uint8 arrays are scaled
+            to [0, 1] like `keras_caps.data.make_dataset`.
+        num_batches: int, the batches to average over, or None (the default: all of `data`).
+        batch_size: int, the batch size for arrays. Defaults to 64.
+        max_bytes: int, the memory budget of `channel_independence`. Defaults to
+            `DEFAULT_MAX_BYTES`.
     Returns:
         {tap name: (C,) float64 mean CI per channel}, in model order.
+    Raises:
+        ValueError: `num_batches` or `batch_size` < 1, or no data.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import deep_capsnet
+    from keras_caps.pruning import chip_scores
+
+    model = deep_capsnet(num_capsules=4, capsule_dim=4, input_shape=(16, 16, 1),
+                         backbone_filters=(8, 16), backbone_strides=(1, 2), class_dim=4)
+    images = np.random.randint(0, 256, (8, 16, 16, 1), dtype="uint8")  # scaled to [0, 1]
+    scores = chip_scores(model, images, num_batches=2, batch_size=4)
+    assert list(scores) == ["relu1", "relu2", "primary_caps"]
+    assert scores["relu2"].shape == (16,) and scores["primary_caps"].shape == (16,)  # C * D
+    ```
     """
     from keras_caps.analysis.activations import image_batches
     from keras_caps.models.heads import feature_model

@@ -33,15 +33,35 @@ PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, DenseCapsule, ConvCap
 
 def sparsity_schedule(kind="polynomial", final_sparsity=0.5, begin_step=0, end_step=1000,
                   frequency=100, initial_sparsity=0.0, power=3):
-    """A TF-MOT pruning schedule (imported lazily).
+    """A TF-MOT pruning schedule (tensorflow_model_optimization is imported lazily).
 
     Args:
-        kind: "polynomial" (`PolynomialDecay`: initial -> final sparsity between begin_step
-            and end_step with the given power) or "constant" (`ConstantSparsity` from
-            begin_step on).
-        frequency: steps between mask updates.
+        kind: "polynomial" (the default; `PolynomialDecay`: `initial_sparsity` ->
+            `final_sparsity` between `begin_step` and `end_step` with the given `power`) or
+            "constant" (`ConstantSparsity`: `final_sparsity` from `begin_step` on).
+        final_sparsity: float in [0, 1), the target fraction of zero weights. Defaults to 0.5.
+        begin_step: int, the first training step that prunes. Defaults to 0.
+        end_step: int, the step "polynomial" reaches `final_sparsity` (ignored by
+            "constant"). Defaults to 1000.
+        frequency: int, the steps between mask updates. Defaults to 100.
+        initial_sparsity: float, the sparsity of "polynomial" at `begin_step`. Defaults to 0.
+        power: int, the exponent of "polynomial". Defaults to 3.
     Returns:
-        schedule(step) -> (should_prune bool tensor, sparsity float tensor).
+        A callable schedule(step) -> (should_prune bool tensor, sparsity float tensor).
+    Raises:
+        ValueError: an unknown `kind`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    from keras_caps.pruning import sparsity_schedule
+
+    schedule = sparsity_schedule("polynomial", final_sparsity=0.8, begin_step=0,
+                                 end_step=100, frequency=10)
+    should_prune, sparsity = schedule(tf.constant(100, tf.int64))
+    assert bool(should_prune) and abs(float(sparsity) - 0.8) < 1e-6
+    ```
     """
     import tensorflow_model_optimization as tfmot
 
@@ -78,11 +98,27 @@ def _sublayers(layer):
 
 
 def prunable_kernels(model, layer_names=None):
-    """[(name, kernel variable)] of every prunable kernel, in model order.
+    """The prunable kernels of a model, in model order.
+
+    Prunable: the `kernel` of Conv2D (PrimaryCapsule's inner conv included), Dense (Decoder
+    layers included), DenseCapsule and ConvCapsule.
 
     Args:
         model: a Keras model (a `CCMTrainer` is unwrapped).
-        layer_names: restrict to these top-level layers (and what they contain).
+        layer_names: optional list of top-level layer names to restrict to (with the layers
+            they contain). Defaults to None (every layer).
+    Returns:
+        list of (name, kernel variable); nested kernels are named "<layer>/<sublayer>".
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.pruning import prunable_kernels
+
+    names = [name for name, _ in prunable_kernels(mcu_capsnet("S"))]
+    assert names == ["conv1", "conv2", "conv3", "primary_caps/conv", "class_caps"]
+    ```
     """
     from keras_caps.pruning.ccm import unwrap
 
@@ -100,16 +136,29 @@ def prunable_kernels(model, layer_names=None):
 
 
 def magnitude_mask(weights, sparsity, previous=None):
-    """Mask zeroing the round(sparsity * size) smallest-magnitude entries.
+    """A mask zeroing the round(sparsity * size) smallest-magnitude entries.
 
     Entries already masked in `previous` are treated as magnitude -1 so they stay pruned.
 
     Args:
         weights: array of any shape.
-        sparsity: fraction in [0, 1].
-        previous: previous mask of the same shape (0/1) or None.
+        sparsity: float, the fraction in [0, 1] to zero (clipped to that range).
+        previous: optional previous 0/1 mask of the same shape. Defaults to None.
     Returns:
-        float32 0/1 array of the same shape.
+        float32 0/1 array of the shape of `weights`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning.magnitude import magnitude_mask
+
+    w = np.array([[0.5, -0.1], [0.3, -2.0]])
+    np.testing.assert_array_equal(magnitude_mask(w, 0.5), [[1, 0], [0, 1]])
+    # 0.5 was pruned before: it stays pruned, so 0.1 and 0.5 are the zeros
+    np.testing.assert_array_equal(magnitude_mask(w, 0.5, previous=[[0, 1], [1, 1]]),
+                                  [[0, 0], [1, 1]])
+    ```
     """
     w = np.abs(np.asarray(weights, dtype=np.float64)).reshape(-1)
     if previous is not None:
@@ -122,15 +171,46 @@ def magnitude_mask(weights, sparsity, previous=None):
 
 
 class MagnitudePruning(keras.callbacks.Callback):
-    """Schedule-driven magnitude pruning of a Keras 3 model's kernels (see the module doc).
+    """Schedule-driven magnitude pruning of a Keras 3 model's kernels, as a callback.
+
+    At the start of every training batch the schedule is asked about the current step
+    (`optimizer.iterations`); when it says so, every mask is recomputed to zero the
+    `sparsity` fraction of its kernel's smallest-magnitude entries (see the module
+    docstring). After every batch the kernels are multiplied by their masks. The epoch logs
+    get a "sparsity" entry (the overall zero fraction).
 
     Args:
         schedule: callable step -> (should_prune, sparsity), e.g. `sparsity_schedule(...)` or a
             `tfmot.sparsity.keras` schedule.
-        layer_names: top-level layers to prune (default: every prunable kernel).
+        layer_names: optional list of top-level layers to prune. Defaults to None (every
+            prunable kernel, see `prunable_kernels`).
     Attributes:
         masks: {kernel name: keras.Variable mask (non-trainable, same shape)} after training
             begins (or after `build(model)`).
+        last_sparsity: float, the sparsity of the last mask update (None before).
+    Raises:
+        ValueError: `schedule` is not callable.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.losses import MarginLoss
+    from keras_caps.models import deep_capsnet
+    from keras_caps.pruning import MagnitudePruning, sparsity_report, strip_pruning
+
+    model = deep_capsnet(num_capsules=4, capsule_dim=4, input_shape=(16, 16, 1),
+                         backbone_filters=(8, 16), backbone_strides=(1, 2), class_dim=4)
+    model.compile(optimizer="adam", loss={"lengths": MarginLoss()})
+    images = np.random.rand(8, 16, 16, 1).astype("float32")
+    labels = np.eye(10, dtype="float32")[np.arange(8)]  # one-hot (B, J)
+
+    pruning = MagnitudePruning(lambda step: (True, 0.5))  # or sparsity_schedule(...)
+    model.fit(images, {"lengths": labels}, batch_size=4, epochs=1, verbose=0,
+              callbacks=[pruning])
+    assert sparsity_report(model)["total"]["sparsity"] == 0.5
+    exported = strip_pruning(model, pruning)  # a clean copy for export
+    ```
     """
 
     def __init__(self, schedule, layer_names=None):
@@ -144,7 +224,17 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.last_sparsity = None
 
     def build(self, model):
-        """Creates the masks (ones, or the existing zero pattern of a resumed model)."""
+        """Creates the masks: ones, or the existing zero pattern of a resumed model.
+
+        Called by `on_train_begin`; call it yourself to use `update_masks` outside `fit`.
+
+        Args:
+            model: the model to prune (a `CCMTrainer` is unwrapped).
+        Returns:
+            self.
+        Raises:
+            ValueError: the model has no prunable kernels.
+        """
         self._kernels = prunable_kernels(model, self.layer_names)
         if not self._kernels:
             raise ValueError(f"model {model.name!r} has no prunable kernels.")
@@ -158,7 +248,11 @@ class MagnitudePruning(keras.callbacks.Callback):
         return self
 
     def update_masks(self, sparsity):
-        """Recomputes every mask for `sparsity` and applies it."""
+        """Recomputes every mask for `sparsity` and applies it.
+
+        Args:
+            sparsity: float, the fraction in [0, 1] of every kernel to zero.
+        """
         for name, kernel in self._kernels:
             mask = magnitude_mask(keras.ops.convert_to_numpy(kernel), sparsity,
                                   keras.ops.convert_to_numpy(self.masks[name]))
@@ -194,11 +288,29 @@ class MagnitudePruning(keras.callbacks.Callback):
 
 
 def sparsity_report(model, layer_names=None):
-    """Zero fraction of every prunable kernel and overall.
+    """The zero fraction of every prunable kernel and of all of them together.
 
+    Args:
+        model: a Keras model (a `CCMTrainer` is unwrapped).
+        layer_names: optional list of top-level layers, as in `prunable_kernels`.
     Returns:
         {"layers": [{"name", "size", "zeros", "sparsity"}], "total": {"size", "zeros",
         "sparsity"}}.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.pruning import sparsity_report
+
+    model = mcu_capsnet("S")
+    conv1 = model.get_layer("conv1")
+    conv1.kernel.assign(conv1.kernel * 0.0)
+    report = sparsity_report(model)
+    row = report["layers"][0]
+    assert row["name"] == "conv1" and row["sparsity"] == 1.0
+    assert 0.0 < report["total"]["sparsity"] < 0.01
+    ```
     """
     rows = []
     for name, kernel in prunable_kernels(model, layer_names):
@@ -222,7 +334,26 @@ def strip_pruning(model, pruning=None):
 
     Args:
         model: the trained model (a `CCMTrainer` is unwrapped).
-        pruning: the `MagnitudePruning` callback used in training (optional).
+        pruning: optional `MagnitudePruning` callback used in training. Defaults to None.
+    Returns:
+        A new, uncompiled model of the same class.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.pruning import MagnitudePruning, sparsity_report, strip_pruning
+
+    model = mcu_capsnet("S")
+    pruning = MagnitudePruning(lambda step: (True, 0.5)).build(model)
+    pruning.update_masks(0.5)  # outside fit: prune once now
+    clean = strip_pruning(model, pruning)
+    assert clean is not model and not clean.compiled
+    assert abs(sparsity_report(clean)["total"]["sparsity"] - 0.5) < 1e-3
+    x = np.zeros((1, 28, 28, 1), "float32")
+    np.testing.assert_allclose(clean(x)["lengths"], model(x)["lengths"], atol=1e-6)
+    ```
     """
     from keras_caps.pruning.ccm import unwrap
 

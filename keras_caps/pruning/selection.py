@@ -35,10 +35,29 @@ def _check_ratio(ratio):
 
 
 def num_pruned(channels, ratio, capsule_dim):
-    """Channels to prune from a layer: channels * ratio rounded up to a multiple of D.
+    """Channels to prune from a layer: `channels * ratio` rounded up to a multiple of D.
 
-    Layers with fewer than D channels are untouched (0). May equal `channels` (everything):
-    the caller decides whether that is allowed.
+    Layers with fewer than D channels are untouched (0). The result may equal `channels`
+    (everything): the caller decides whether that is allowed.
+
+    Args:
+        channels: int, the layer's channels C.
+        ratio: float, the pruning ratio PR in [0, 1).
+        capsule_dim: int, D >= 1.
+    Returns:
+        int, a multiple of D in [0, channels].
+    Raises:
+        ValueError: `ratio` outside [0, 1) or `capsule_dim` < 1.
+
+    Example:
+
+    ```python
+    from keras_caps.pruning import num_pruned
+
+    assert num_pruned(12, 0.25, 4) == 4  # the paper's example: 3 rounded up to 4
+    assert num_pruned(3, 0.5, 4) == 0  # fewer than D channels: untouched
+    assert num_pruned(64, 0.0, 8) == 0
+    ```
     """
     ratio = _check_ratio(ratio)
     d = int(capsule_dim)
@@ -51,14 +70,15 @@ def num_pruned(channels, ratio, capsule_dim):
 
 
 def select_channels(scores, ratio, capsule_dim, primary_layers=PRIMARY_LAYERS):
-    """Kept channel indices per layer under the paper's rule.
+    """Kept channel indices per layer under the paper's pruning-ratio rule.
 
     Args:
         scores: {layer name: (C,) CI scores} (from `chip_scores`).
-        ratio: pruning ratio PR in [0, 1).
-        capsule_dim: D of the PrimaryCaps layer.
-        primary_layers: names of layers whose channels form capsule types of D consecutive
-            channels (pruned by whole types).
+        ratio: float, the pruning ratio PR in [0, 1).
+        capsule_dim: int, D of the PrimaryCaps layer.
+        primary_layers: names of the layers whose channels form capsule types of D
+            consecutive channels (pruned by whole types). Defaults to `PRIMARY_LAYERS`,
+            ("primary_caps",).
     Returns:
         {layer name: sorted int64 array of kept channel indices}. For a primary layer these
         are the channels of the kept types (a multiple of D).
@@ -66,6 +86,21 @@ def select_channels(scores, ratio, capsule_dim, primary_layers=PRIMARY_LAYERS):
         ValueError: PR outside [0, 1); a primary layer whose channel count is not a multiple
             of D; or a pruning that would leave a layer without channels or the PrimaryCaps
             without a capsule type.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning import select_channels
+
+    scores = {
+        "relu1": np.array([5.0, 1.0, 4.0, 3.0, 0.5, 6.0, 2.0, 7.0]),  # 8 channels
+        "primary_caps": np.array([1.0, 1.0, 9.0, 9.0, 2.0, 2.0, 8.0, 8.0]),  # 4 types x D = 2
+    }
+    kept = select_channels(scores, ratio=0.25, capsule_dim=2)
+    assert kept["relu1"].tolist() == [0, 2, 3, 5, 6, 7]  # the 2 lowest (4, 1) pruned
+    assert kept["primary_caps"].tolist() == [2, 3, 4, 5, 6, 7]  # type 0 (mean 1.0) pruned
+    ```
     """
     ratio = _check_ratio(ratio)
     d = int(capsule_dim)
@@ -109,7 +144,25 @@ def select_channels(scores, ratio, capsule_dim, primary_layers=PRIMARY_LAYERS):
 
 
 def pruning_summary(scores, kept):
-    """Rows {"layer", "channels", "kept", "pruned"} for reports."""
+    """One report row per layer: its channels, how many are kept and how many pruned.
+
+    Args:
+        scores: {layer name: (C,) scores}, as given to `select_channels`.
+        kept: {layer name: kept indices}, as `select_channels` returns.
+    Returns:
+        list of {"layer", "channels", "kept", "pruned"} dicts, in the order of `scores`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning import pruning_summary, select_channels
+
+    scores = {"relu1": np.arange(8.0)}
+    rows = pruning_summary(scores, select_channels(scores, 0.5, capsule_dim=4))
+    assert rows == [{"layer": "relu1", "channels": 8, "kept": 4, "pruned": 4}]
+    ```
+    """
     return [
         {"layer": name, "channels": int(np.asarray(scores[name]).size),
          "kept": int(len(kept[name])),

@@ -51,6 +51,25 @@ def conv_layer_for_tap(model, tap):
 
     Backbone taps are "relu{i}" (deep_capsnet, conv{i} -> bn{i} -> relu{i}) or the conv itself
     (capsnet's conv1 has its ReLU built in); PrimaryCaps taps are the PrimaryCapsule layer.
+
+    Args:
+        model: a `capsnet` / `deep_capsnet`.
+        tap: str, a name from `keras_caps.models.feature_layer_names(model)`.
+    Returns:
+        str, the Conv2D or PrimaryCapsule layer name.
+    Raises:
+        ValueError: no convolution belongs to `tap`.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.pruning.surgery import conv_layer_for_tap
+
+    model = mcu_capsnet("S")
+    assert conv_layer_for_tap(model, "relu2") == "conv2"
+    assert conv_layer_for_tap(model, "primary_caps") == "primary_caps"
+    ```
     """
     layer = model.get_layer(tap)
     if isinstance(layer, (PrimaryCapsule, keras.layers.Conv2D)):
@@ -137,19 +156,43 @@ def prune_model(model, kept, class_caps="fresh", intermediate_caps="prune", name
     """A smaller copy of `model` that keeps only the `kept` channels.
 
     Args:
-        model: a built capsnet / deep_capsnet (a `CCMTrainer` is unwrapped).
+        model: a built `capsnet` / `deep_capsnet` (a `CCMTrainer` is unwrapped).
         kept: {feature-map name (see `feature_layer_names`) or its conv layer name: kept
             channel indices} (from `select_channels`); layers not listed keep everything.
             PrimaryCaps indices must be whole capsule types.
-        class_caps: "fresh" (new ClassCaps, re-routed by retraining, the paper) or
-            "transfer" (kernel rows of the kept capsules).
-        intermediate_caps: "prune" (paper: IntermediateCaps have PrimaryCaps' C, so they keep
-            the kept types as inputs and outputs, transforms sliced), "keep" (all output types,
-            only the first layer's input rows are sliced; exact equivalence) or "fresh" (the
-            kept type count, new weights).
-        name: of the new model (default: "<name>_pruned").
+        class_caps: "fresh" (the default: new ClassCaps, re-routed by retraining, as in the
+            paper) or "transfer" (the kernel rows of the kept capsules).
+        intermediate_caps: "prune" (the default and the paper's: IntermediateCaps have
+            PrimaryCaps' C, so they keep the kept types as inputs and outputs, transforms
+            sliced), "keep" (all output types, only the first layer's input rows are sliced;
+            exact equivalence) or "fresh" (the kept type count, new weights).
+        name: str, the name of the new model. Defaults to "<name>_pruned".
     Returns:
         The new, uncompiled functional model.
+    Raises:
+        ValueError: an unknown mode, kept indices that are out of range, empty, not whole
+            capsule types or on a layer that cannot be pruned.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import deep_capsnet
+    from keras_caps.pruning import architecture, prune_model, zero_channels
+
+    model = deep_capsnet(num_capsules=4, capsule_dim=4, input_shape=(16, 16, 1),
+                         backbone_filters=(8, 16), backbone_strides=(1, 2), class_dim=4)
+    # keep 4 of relu1's 8 channels and capsule types 0 and 2 (channels 0-3, 8-11) of 4
+    kept = {"relu1": [0, 2, 4, 6], "primary_caps": [0, 1, 2, 3, 8, 9, 10, 11]}
+    pruned = prune_model(model, kept, class_caps="transfer")
+    assert architecture(pruned)["backbone_filters"] == [4, 16]
+    assert architecture(pruned)["num_capsules"] == 2
+
+    # It computes what the original computes with the pruned channels zeroed.
+    x = np.random.rand(2, 16, 16, 1).astype("float32")
+    np.testing.assert_allclose(pruned(x)["lengths"], zero_channels(model, kept)(x)["lengths"],
+                               atol=1e-5)
+    ```
     """
     from keras_caps.pruning.ccm import unwrap
 
@@ -210,10 +253,23 @@ def zero_channels(model, kept):
     are squash(0) = 0. IntermediateCaps are unchanged (their inputs from zeroed types are 0).
 
     Args:
-        model: a built capsnet / deep_capsnet.
-        kept: as in `prune_model`.
+        model: a built `capsnet` / `deep_capsnet` (a `CCMTrainer` is unwrapped).
+        kept: {feature-map or conv name: kept channel indices}, as in `prune_model`.
     Returns:
-        A new functional model with the same architecture.
+        A new functional model with the same architecture; `model` is unchanged.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import feature_model, mcu_capsnet
+    from keras_caps.pruning import zero_channels
+
+    model = mcu_capsnet("S")
+    zeroed = zero_channels(model, {"relu1": list(range(8))})  # drop channels 8..15
+    maps = feature_model(zeroed)(np.random.rand(1, 28, 28, 1).astype("float32"))
+    assert float(np.abs(maps["relu1"][..., 8:]).max()) == 0.0
+    ```
     """
     from keras_caps.pruning.ccm import unwrap
 
@@ -253,12 +309,32 @@ def copy_matching_weights(source, target, layer_names=None):
     and ClassCaps (paper 003 Sec. 3.5).
 
     Args:
-        source, target: built functional models.
-        layer_names: layers to copy (default: every backbone conv/BN and the PrimaryCaps).
+        source: a built functional model (a `CCMTrainer` is unwrapped).
+        target: a built functional model with layers of the same names.
+        layer_names: optional list of the layers to copy. Defaults to None: every backbone
+            Conv2D / BatchNormalization and the PrimaryCapsule of `source`.
     Returns:
-        Names of the layers copied.
+        list of the names of the layers copied.
     Raises:
         ValueError: a named layer is missing or its weight shapes differ.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import deep_capsnet
+    from keras_caps.pruning import copy_matching_weights
+
+    def build(num_intermediate):
+        return deep_capsnet(num_capsules=4, capsule_dim=4, num_intermediate=num_intermediate,
+                            input_shape=(16, 16, 1), backbone_filters=(8, 16),
+                            backbone_strides=(1, 2), class_dim=4)
+
+    base, deeper = build(0), build(1)  # graft the base's backbone under a new capsule stack
+    copied = copy_matching_weights(base, deeper)
+    assert copied == ["conv1", "bn1", "conv2", "bn2", "primary_caps"]
+    np.testing.assert_array_equal(deeper.get_layer("conv1").kernel, base.get_layer("conv1").kernel)
+    ```
     """
     from keras_caps.pruning.ccm import unwrap
 
@@ -286,7 +362,27 @@ def copy_matching_weights(source, target, layer_names=None):
 
 
 def architecture(model):
-    """Channel widths of a capsnet / deep_capsnet: backbone filters, C, D, intermediate count."""
+    """The channel widths of a capsnet / deep_capsnet (e.g. after pruning).
+
+    Args:
+        model: a `capsnet` / `deep_capsnet` (a `CCMTrainer` is unwrapped).
+    Returns:
+        {"backbone_filters": [int], "num_capsules": C, "capsule_dim": D,
+        "num_intermediate": I}.
+    Raises:
+        ValueError: the model has no PrimaryCapsule layer.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.pruning import architecture
+
+    assert architecture(mcu_capsnet("S")) == {
+        "backbone_filters": [16, 32, 64], "num_capsules": 8, "capsule_dim": 8,
+        "num_intermediate": 0}
+    ```
+    """
     from keras_caps.pruning.ccm import unwrap
 
     model = unwrap(model)

@@ -43,7 +43,26 @@ def _elements(tensor):
 
 
 def routing_elements(layer):
-    """{kind: elements per sample} of a DenseCapsule / ConvCapsule's routing tensors."""
+    """The elements per sample of a DenseCapsule / ConvCapsule's routing tensors.
+
+    Args:
+        layer: a built DenseCapsule or ConvCapsule of a functional model.
+    Returns:
+        {"votes": J*N*D, "logits": J*N, "coupling": J*N, "s": J*D, "v": J*D}, times the
+        H*W output positions of a ConvCapsule (J output capsules or types, N inputs per
+        output, D output dim).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.memory import routing_elements
+
+    counts = routing_elements(mcu_capsnet("S").get_layer("class_caps"))
+    # J = 10 classes, N = 3 * 3 * 8 = 72 input capsules, D = 8
+    assert counts == {"votes": 5760, "logits": 720, "coupling": 720, "s": 80, "v": 80}
+    ```
+    """
     j, d = layer.num_capsules, layer.capsule_dim
     if isinstance(layer, ConvCapsule):
         out = keras.tree.flatten(layer.output)[0]  # (B, H, W, C, D)
@@ -56,7 +75,30 @@ def routing_elements(layer):
 
 
 def exponent_count(layer, spec):
-    """Power-of-two exponents stored for `layer`'s weights under `spec`'s granularity."""
+    """The power-of-two exponents stored for `layer`'s weights under `spec`'s granularity.
+
+    One per tensor for vectors and for "tensor" granularity, else one per channel (or
+    block) along the weight's `simulate.weight_axis`.
+
+    Args:
+        layer: a layer with weights.
+        spec: dict, a validated spec (its weight_granularity and block_size are used).
+    Returns:
+        int.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import uniform_spec
+    from keras_caps.quantization.memory import exponent_count
+
+    model = mcu_capsnet("S")
+    conv1 = model.get_layer("conv1")  # kernel (3, 3, 1, 16) and bias (16,)
+    assert exponent_count(conv1, uniform_spec(model, 8)) == 16 + 1  # per channel + bias
+    assert exponent_count(conv1, uniform_spec(model, 8, weight_granularity="tensor")) == 2
+    ```
+    """
     count = 0
     for w in layer.weights:
         shape = tuple(int(d) for d in w.shape)
@@ -77,11 +119,26 @@ def _producer(tensor):
 def memory_table(model, spec=None):
     """Per-layer memory rows of `model` under `spec` (float32 everywhere when None).
 
+    Args:
+        model: a keras_caps model (its inference model is counted, at batch 1).
+        spec: optional spec dict (validated here). Defaults to None (float32).
     Returns:
         list of dicts (one per layer, input first): name, params, weight_bits (effective, or
         32), weight_memory (bits, exponents included), activation_elements,
         activation_bits, routing_elements, routing_bits, activation_memory (outputs +
         routing, bits), working_set (inputs + outputs + routing, bits).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.memory import memory_table
+
+    rows = {row["name"]: row for row in memory_table(mcu_capsnet("S"))}
+    conv1 = rows["conv1"]  # 3 * 3 * 1 * 16 + 16 weights, output 28 x 28 x 16, in float32
+    assert conv1["params"] == 160 and conv1["weight_memory"] == 160 * 32
+    assert conv1["activation_elements"] == 28 * 28 * 16
+    ```
     """
     infer = inference_model(model)
     spec = None if spec is None else validate(spec, model)
@@ -124,7 +181,28 @@ def memory_table(model, spec=None):
 
 
 def memory_summary(model, spec=None):
-    """{"weights", "activations_total", "activations_peak"} in bits for `spec` (or float32)."""
+    """The total weight memory and the total and peak activation memory, in bits.
+
+    Args:
+        model: a keras_caps model.
+        spec: optional spec dict. Defaults to None (float32).
+    Returns:
+        {"weights", "activations_total", "activations_peak"} in bits (see the module
+        docstring).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import uniform_spec
+    from keras_caps.quantization.memory import memory_summary
+
+    model = mcu_capsnet("S")
+    float32, int8 = memory_summary(model), memory_summary(model, uniform_spec(model, 8))
+    assert float32["activations_total"] == 4 * int8["activations_total"]
+    assert float32["weights"] > 3.5 * int8["weights"]  # BatchNorm and exponents stay
+    ```
+    """
     rows = memory_table(model, spec)
     return {
         "weights": sum(r["weight_memory"] for r in rows),
@@ -134,9 +212,28 @@ def memory_summary(model, spec=None):
 
 
 def reduction_factors(model, spec):
-    """float32 memory / spec memory for weights and activations (total and peak), plus both
-    summaries: {"weights": x, "activations_total": x, "activations_peak": x,
-    "float32": {...bits}, "quantized": {...bits}}."""
+    """float32 memory / spec memory for the weights and the activations (total and peak).
+
+    Args:
+        model: a keras_caps model.
+        spec: a spec dict.
+    Returns:
+        {"weights": x, "activations_total": x, "activations_peak": x, "float32": {...bits},
+        "quantized": {...bits}}, the last two being the `memory_summary` of each.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import uniform_spec
+    from keras_caps.quantization.memory import reduction_factors
+
+    model = mcu_capsnet("S")
+    factors = reduction_factors(model, uniform_spec(model, 4))
+    assert factors["activations_total"] == 8.0  # 32 / 4 bits
+    print(f"weights {factors['weights']:.2f}x smaller")
+    ```
+    """
     base, quant = memory_summary(model), memory_summary(model, spec)
     factors = {k: base[k] / quant[k] for k in base}
     return {**factors, "float32": base, "quantized": quant}

@@ -49,7 +49,31 @@ DEFAULT_PERCENTILE = 99.99
 
 
 def check_bit_range(min_bits, max_bits):
-    """Validates a search range of bit-widths: both valid and min_bits <= max_bits."""
+    """Validates a search range of bit-widths: both valid and `min_bits` <= `max_bits`.
+
+    Args:
+        min_bits: int, the fewest bits a search may try.
+        max_bits: int, the most.
+    Returns:
+        (min_bits, max_bits) as ints.
+    Raises:
+        keras_caps.errors.UserError: a bit-width outside [MIN_BITS, MAX_BITS] (2..16), or
+            `min_bits` > `max_bits`.
+
+    Example:
+
+    ```python
+    from keras_caps.quantization.pot import check_bit_range
+
+    assert check_bit_range(4, 8) == (4, 8)
+    try:
+        check_bit_range(8, 4)
+    except ValueError as err:  # a UserError
+        assert "must not exceed" in str(err)
+    else:
+        raise AssertionError("8 > 4")
+    ```
+    """
     lo, hi = check_bits(min_bits, "min_bits"), check_bits(max_bits, "max_bits")
     if lo > hi:
         raise UserError(f"min_bits ({lo}) must not exceed max_bits ({hi}): the searches try "
@@ -58,7 +82,30 @@ def check_bit_range(min_bits, max_bits):
 
 
 def check_bits(bits, what="bits"):
-    """Validates a bit-width: an integer in [MIN_BITS, MAX_BITS]."""
+    """Validates a bit-width: an integer in [MIN_BITS, MAX_BITS] (2..16).
+
+    Args:
+        bits: the bit-width to check (bools and floats are rejected).
+        what: str, how the message names the value. Defaults to "bits".
+    Returns:
+        `bits` as an int.
+    Raises:
+        keras_caps.errors.UserError: not an integer in 2..16.
+
+    Example:
+
+    ```python
+    from keras_caps.quantization.pot import check_bits
+
+    assert check_bits(8) == 8
+    try:
+        check_bits(1, "weight_bits")
+    except ValueError as err:
+        assert str(err).startswith("weight_bits must be an integer in 2..16")
+    else:
+        raise AssertionError("1 bit is too few")
+    ```
+    """
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not (
         MIN_BITS <= int(bits) <= MAX_BITS
     ):
@@ -76,7 +123,22 @@ def _check_choice(value, choices, what):
 
 
 def qrange(bits):
-    """Integer range (lo, hi) of a signed `bits`-bit number."""
+    """The integer range (lo, hi) of a signed `bits`-bit number.
+
+    Args:
+        bits: int in 2..16.
+    Returns:
+        (-2^(bits-1), 2^(bits-1) - 1).
+
+    Example:
+
+    ```python
+    from keras_caps.quantization.pot import qrange
+
+    assert qrange(8) == (-128, 127)
+    assert qrange(4) == (-8, 7)
+    ```
+    """
     bits = check_bits(bits)
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
@@ -86,14 +148,32 @@ def quantize(x, bits, frac_bits, rounding="nearest", seed=None):
 
     Args:
         x: array or tensor, any shape.
-        bits: bit-width in 2..16.
+        bits: int, the bit-width in 2..16.
         frac_bits: fractional bits f, a scalar or an integer array broadcastable to `x`
             (see `frac_bits_for`). The scale is 2^-f.
-        rounding: one of ROUNDING_MODES.
-        seed: int or keras.random.SeedGenerator for "stochastic" rounding.
+        rounding: one of `ROUNDING_MODES`: "nearest" (the default), "truncate" or
+            "stochastic".
+        seed: int or `keras.random.SeedGenerator` for "stochastic" rounding. Defaults to
+            None.
     Returns:
         The dequantized values `q * 2^-f`, same shape as `x`, float32. The gradient with
         respect to `x` is 1 where x is inside the representable range and 0 where clipped.
+    Raises:
+        ValueError: a bit-width outside 2..16 or an unknown rounding mode.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.quantization import quantize
+
+    x = np.array([0.30, -0.70, 1.00, 9.0], "float32")
+    # 4 bits, f = 2: steps of 0.25 in [-8, 7] * 0.25 = [-2.0, 1.75]
+    np.testing.assert_allclose(quantize(x, bits=4, frac_bits=2), [0.25, -0.75, 1.0, 1.75])
+    np.testing.assert_allclose(quantize(x, 4, 2, rounding="truncate"), [0.25, -0.75, 1.0, 1.75])
+    # per-channel exponents broadcast against x
+    np.testing.assert_allclose(quantize(x, 8, np.array([4, 4, 0, 0])), [0.3125, -0.6875, 1.0, 9.0])
+    ```
     """
     lo, hi = qrange(bits)
     _check_choice(rounding, ROUNDING_MODES, "rounding mode")
@@ -114,7 +194,24 @@ def quantize(x, bits, frac_bits, rounding="nearest", seed=None):
 
 
 def maxabs_frac_bits(maxabs, bits):
-    """Largest f with max|x| <= (2^(b-1) - 1) * 2^-f, elementwise; 0 where maxabs is 0."""
+    """The largest f with max|x| <= (2^(b-1) - 1) * 2^-f, elementwise (b - 1 where maxabs is 0).
+
+    Args:
+        maxabs: float or array of the largest magnitudes to cover.
+        bits: int, the bit-width in 2..16.
+    Returns:
+        int32 array (or scalar) of fractional bits, clipped to +-FRAC_BITS_LIMIT.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.quantization.pot import maxabs_frac_bits
+
+    assert int(maxabs_frac_bits(1.0, 8)) == 6  # 127 * 2^-6 = 1.98 >= 1 > 127 * 2^-7
+    np.testing.assert_array_equal(maxabs_frac_bits([0.1, 100.0, 0.0], 8), [10, 0, 7])
+    ```
+    """
     hi = 2 ** (check_bits(bits) - 1) - 1
     m = np.asarray(maxabs, np.float64)
     safe = np.where(m > 0, m, 1.0)
@@ -167,16 +264,33 @@ def frac_bits_for(
 
     Args:
         x: array (any shape) of the values to cover (weights, or calibration samples).
-        bits: bit-width in 2..16.
-        clipping: one of CLIPPING_METHODS (see module docstring).
-        granularity: one of GRANULARITIES.
-        axis: the channel axis for "channel" and "block".
-        block_size: indices per block along `axis` for "block" (>= 1).
-        percentile: for clipping "percentile", in (0, 100].
-        rounding: the rounding mode the values will be quantized with ("mse" scores with it).
+        bits: int, the bit-width in 2..16.
+        clipping: one of `CLIPPING_METHODS`: "mse" (the default), "maxabs" or "percentile"
+            (see the module docstring).
+        granularity: one of `GRANULARITIES`: "tensor" (the default), "channel" or "block".
+        axis: int, the channel axis for "channel" and "block". Defaults to -1.
+        block_size: int >= 1, the indices per block along `axis` for "block". Defaults to
+            None.
+        percentile: float in (0, 100], for clipping "percentile". Defaults to 99.99.
+        rounding: the rounding mode the values will be quantized with ("mse" scores with
+            it). Defaults to "nearest".
     Returns:
         int32 fractional bits: a scalar for "tensor"; otherwise an array with the shape of `x`
         except 1 on every axis but `axis`, so it broadcasts against `x`.
+    Raises:
+        ValueError: an unknown option, a bad `axis`, `percentile` or `block_size`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.quantization import frac_bits_for
+
+    kernel = np.stack([np.full(4, 0.1), np.full(4, 3.0)], axis=-1)  # (4, 2): 2 channels
+    assert int(frac_bits_for(kernel, 8, clipping="maxabs")) == 5  # one f for max|x| = 3
+    per_channel = frac_bits_for(kernel, 8, clipping="maxabs", granularity="channel")
+    assert per_channel.shape == (1, 2) and per_channel.tolist() == [[10, 5]]
+    ```
     """
     bits = check_bits(bits)
     _check_choice(clipping, CLIPPING_METHODS, "clipping method")
@@ -205,7 +319,34 @@ def frac_bits_for(
 
 def quantize_array(x, bits, clipping="mse", granularity="tensor", axis=-1, block_size=None,
                    percentile=DEFAULT_PERCENTILE, rounding="nearest", seed=None):
-    """Chooses f for `x` (see `frac_bits_for`) and quantizes it. Returns (values, frac_bits)."""
+    """Chooses f for `x` (see `frac_bits_for`) and quantizes it (see `quantize`).
+
+    Args:
+        x: array, any shape.
+        bits: int, the bit-width in 2..16.
+        clipping: as in `frac_bits_for`. Defaults to "mse".
+        granularity: as in `frac_bits_for`. Defaults to "tensor".
+        axis: as in `frac_bits_for`. Defaults to -1.
+        block_size: as in `frac_bits_for`. Defaults to None.
+        percentile: as in `frac_bits_for`. Defaults to 99.99.
+        rounding: as in `quantize`. Defaults to "nearest".
+        seed: as in `quantize`. Defaults to None.
+    Returns:
+        (values, frac_bits): the dequantized float32 array and the exponents chosen.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.quantization import quantize_array
+
+    w = np.random.default_rng(0).normal(0, 0.5, (3, 3, 8, 16)).astype("float32")
+    # one exponent per output channel, no clipping: every error within half a step 2^-f
+    q, f = quantize_array(w, 8, clipping="maxabs", granularity="channel")
+    assert q.shape == w.shape and f.shape == (1, 1, 1, 16)
+    assert np.all(np.abs(q - w) <= 0.5 * 2.0 ** -f.astype("float32"))
+    ```
+    """
     f = frac_bits_for(x, bits, clipping, granularity, axis, block_size, percentile, rounding)
     return np.asarray(quantize(np.asarray(x, np.float32), bits, f, rounding, seed)), f
 

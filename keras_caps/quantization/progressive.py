@@ -52,7 +52,35 @@ KINDS = ("weight", "activation", "routing")
 
 @dataclasses.dataclass
 class SearchResult:
-    """Outcome of a search. `spec` is complete (all exponents), `accuracy` is measured."""
+    """The outcome of a search: a complete spec, its measured accuracy and memory reduction.
+
+    Attributes:
+        approach: str, "A", "B" or "C".
+        spec: dict, the complete spec found (all exponents written; save it with
+            `spec.save_spec`).
+        accuracy: float, its accuracy on the `Evaluator`'s evaluation split.
+        float_accuracy: float, the float model's accuracy on that split.
+        tolerance: float, the accuracy tolerance searched under (a fraction).
+        meets_tolerance: bool, `accuracy >= float_accuracy - tolerance`.
+        evaluations: int, the quantized evaluations this search ran.
+        seconds: float, its wall time.
+        reductions: dict, `memory.reduction_factors` of the spec.
+        trace: list of dicts, one per evaluated candidate.
+
+    Example:
+
+    ```python
+    from keras_caps.quantization.progressive import SearchResult
+
+    result = SearchResult(
+        approach="A", spec={"layers": {}}, accuracy=0.91, float_accuracy=0.92,
+        tolerance=0.01, meets_tolerance=True, evaluations=4, seconds=12.0,
+        reductions={"weights": 5.3}, trace=[{"bits": 6, "accuracy": 0.91}])
+    assert set(result.summary()) == {
+        "approach", "accuracy", "float_accuracy", "tolerance", "meets_tolerance",
+        "evaluations", "seconds", "reductions"}
+    ```
+    """
 
     approach: str
     spec: dict
@@ -66,19 +94,49 @@ class SearchResult:
     trace: list
 
     def summary(self):
-        """A JSON-able dict without the spec and the trace."""
+        """A JSON-able dict of the result without the spec and the trace."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("spec", "trace")}
 
 
 class Evaluator:
-    """Accuracy of quantized variants of one float model on one evaluation split.
+    """The accuracy of quantized variants of one float model on one evaluation split.
+
+    Calling it with a spec completes the spec's exponents (from the calibration), builds the
+    simulated quantized model and measures its accuracy; results are memoized per spec. The
+    float accuracy is measured once, at construction.
 
     Args:
         model: the float keras_caps model.
-        calibration: a `simulate.Calibration` of `model` (training batches).
-        images, labels: the evaluation split (held out from calibration).
-        batch_size: inference batch size.
-        progress: optional callable(str) told about every evaluation.
+        calibration: a `simulate.Calibration` of `model` (on training batches).
+        images: array (N, H, W, C), the evaluation images (held out from calibration).
+        labels: (N,) integer or (N, J) one-hot labels of `images`.
+        batch_size: int, the inference batch size. Defaults to 256.
+        progress: optional callable(str), told about every evaluation.
+    Attributes:
+        float_accuracy: float, the float model's accuracy on the split.
+        evaluations: int, the quantized evaluations run so far.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration, uniform_spec
+    from keras_caps.quantization.progressive import Evaluator
+    from keras_caps.quantization.simulate import predict_classes
+
+    model = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
+    images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
+    labels = predict_classes(model, images)  # the float model's own answers: accuracy 1.0
+    evaluate = Evaluator(model, calibration, images, labels, progress=print)
+    assert evaluate.float_accuracy == 1.0
+    accuracy = evaluate(uniform_spec(model, 8, clipping="maxabs"), "uniform 8 bits")
+    assert 0.0 <= accuracy <= 1.0 and evaluate.evaluations == 1
+    ```
     """
 
     def __init__(self, model, calibration, images, labels, batch_size=256, progress=None):
@@ -93,10 +151,24 @@ class Evaluator:
         self._memo = {}
 
     def complete(self, spec):
+        """`spec` with every missing exponent calibrated (see `simulate.complete_spec`).
+
+        Args:
+            spec: a spec dict for `model`.
+        Returns:
+            The completed spec (a new dict).
+        """
         return complete_spec(self.model, spec, self.calibration, self.weights)
 
     def __call__(self, spec, label=""):
-        """Accuracy of `spec` (exponents recalibrated where missing); memoized."""
+        """The accuracy of `spec` (exponents calibrated where missing); memoized.
+
+        Args:
+            spec: a spec dict for `model`.
+            label: str, how `progress` names this evaluation. Defaults to "".
+        Returns:
+            float, the top-1 accuracy of the quantized model on the evaluation split.
+        """
         spec = self.complete(spec)
         key = repr(sorted((n, sorted(e.items())) for n, e in spec["layers"].items()))
         if key not in self._memo:
@@ -108,6 +180,14 @@ class Evaluator:
         return self._memo[key]
 
     def ok(self, acc, tolerance):
+        """Whether accuracy `acc` is within `tolerance` of the float accuracy.
+
+        Args:
+            acc: float, an accuracy on the evaluation split.
+            tolerance: float, the allowed drop (a fraction: 0.001 is 0.1 points).
+        Returns:
+            bool, `acc >= float_accuracy - tolerance`.
+        """
         return acc >= self.float_accuracy - tolerance - 1e-12
 
 
@@ -134,7 +214,47 @@ def _bisect(lo, hi, passes):
 
 
 def uniform_search(ev, tolerance, max_bits=MAX_BITS, min_bits=MIN_BITS, **spec_options):
-    """Approach A: the smallest uniform bit-width within `tolerance` (see module docstring)."""
+    """Approach A: the smallest uniform bit-width within `tolerance` (see the module docstring).
+
+    Args:
+        ev: an `Evaluator`.
+        tolerance: float, the accuracy tolerance (a fraction: 0.001 is 0.1 points).
+        max_bits: int, the most bits tried (checked first). Defaults to 16.
+        min_bits: int, the fewest. Defaults to 2.
+        **spec_options: options of `spec.uniform_spec` (`clipping`, `rounding`,
+            `weight_granularity`, ...).
+    Returns:
+        A `SearchResult`; when even `max_bits` misses the tolerance, its spec at `max_bits`
+        with `meets_tolerance` False.
+    Raises:
+        keras_caps.errors.UserError: an invalid bit range.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration
+    from keras_caps.quantization.progressive import Evaluator, uniform_search
+    from keras_caps.quantization.simulate import predict_classes
+
+    # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
+    # lengths are near ties that a few bits flip; with two classes its answers stay clear.)
+    model = capsnet(input_shape=(12, 12, 1), num_classes=2, conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
+    images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
+    evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
+
+    result = uniform_search(evaluate, tolerance=0.1, max_bits=8, min_bits=4, clipping="maxabs")
+    print(result.summary())
+    assert result.meets_tolerance == (result.accuracy >= evaluate.float_accuracy - 0.1)
+    bits = {e["activation_bits"] for e in result.spec["layers"].values()}
+    assert len(bits) == 1 and 4 <= bits.pop() <= 8  # one bit-width for everything
+    ```
+    """
     min_bits, max_bits = check_bit_range(min_bits, max_bits)
     start, evals0, trace = time.perf_counter(), ev.evaluations, []
 
@@ -160,14 +280,54 @@ def layerwise_search(ev, tolerance, weight_reduction=7.02, base=None, min_bits=M
                      steps=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0), max_evaluations=16):
     """Approach B: deeper layers take fewer weight bits, under a weight memory budget.
 
+    Activations and routing keep `base`'s bits; the weights of the l-th weight layer from
+    the input get max(min_bits, b0 - round(step * l)) bits, for every start b0 and every
+    `step`. Candidates within the budget are evaluated from the most to the least memory;
+    the first within tolerance wins (else the most accurate one evaluated).
+
     Args:
         ev: an `Evaluator`.
-        tolerance: accuracy tolerance (fraction).
-        weight_reduction: the budget, float32 weight memory / this factor.
-        base: approach A's result (searched here when None); gives activation/routing bits.
-        min_bits: fewest bits per layer.
-        steps: bits dropped per layer depth.
-        max_evaluations: candidates evaluated at most.
+        tolerance: float, the accuracy tolerance (a fraction).
+        weight_reduction: float, the budget: float32 weight memory / this factor. Defaults
+            to 7.02.
+        base: optional approach-A `SearchResult` (searched here when None); it gives the
+            activation / routing bits and the largest weight bits b0.
+        min_bits: int, the fewest bits of a layer. Defaults to 2.
+        steps: tuple of float, the bits dropped per layer of depth. Defaults to
+            (0.0, 0.5, 1.0, 1.5, 2.0, 3.0).
+        max_evaluations: int, the candidates evaluated at most. Defaults to 16.
+    Returns:
+        A `SearchResult` with approach "B".
+    Raises:
+        ValueError: no candidate fits the budget.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration
+    from keras_caps.quantization.progressive import Evaluator, layerwise_search, uniform_search
+    from keras_caps.quantization.simulate import predict_classes
+
+    # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
+    # lengths are near ties that a few bits flip; with two classes its answers stay clear.)
+    model = capsnet(input_shape=(12, 12, 1), num_classes=2, conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
+    images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
+    evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
+
+    base = uniform_search(evaluate, 0.1, max_bits=8, min_bits=8, clipping="maxabs")  # 8 bits
+    result = layerwise_search(evaluate, 0.1, weight_reduction=5.0, base=base,
+                              max_evaluations=2)
+    assert result.reductions["weights"] >= 5.0  # within the budget
+    names = [n for n, e in result.spec["layers"].items() if e.get("weight_bits")]
+    bits = [result.spec["layers"][n]["weight_bits"] for n in names]
+    assert bits == sorted(bits, reverse=True)  # deeper layers: fewer (or equal) bits
+    ```
     """
     min_bits = check_bits(min_bits, "min_bits")
     start, evals0, trace = time.perf_counter(), ev.evaluations, []
@@ -217,7 +377,45 @@ def _relative_error(values, bits, frac):
 
 
 def sensitivity(ev, spec):
-    """[(relative error one bit lower, layer, kind)] for every quantized entry of `spec`."""
+    """How much each quantized entry of `spec` suffers one bit lower, least sensitive first.
+
+    The relative quantization error (MSE / mean square) of the entry's tensor one bit below
+    its current width: of the weights for "weight" (the worst of the layer's weights), of the
+    calibration samples for "activation" and "routing" (the worst output / routing tensor).
+    No evaluations are run.
+
+    Args:
+        ev: an `Evaluator` (its calibration and weight cache are used).
+        spec: a spec dict (completed here).
+    Returns:
+        Sorted list of (relative error, layer name, kind) for every entry above MIN_BITS,
+        kind in "weight", "activation", "routing".
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration, uniform_spec
+    from keras_caps.quantization.progressive import Evaluator, sensitivity
+    from keras_caps.quantization.simulate import predict_classes
+
+    # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
+    # lengths are near ties that a few bits flip; with two classes its answers stay clear.)
+    model = capsnet(input_shape=(12, 12, 1), num_classes=2, conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
+    images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
+    evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
+
+    rows = sensitivity(evaluate, uniform_spec(model, 8, clipping="maxabs"))
+    assert ("class_caps", "routing") in {(name, kind) for _, name, kind in rows}
+    errors = [err for err, _, _ in rows]
+    assert errors == sorted(errors) and evaluate.evaluations == 0
+    ```
+    """
     spec = ev.complete(spec)
     cal, rows = ev.calibration, []
     for name, entry in spec["layers"].items():
@@ -247,7 +445,47 @@ def sensitivity(ev, spec):
 
 
 def refinement_search(ev, tolerance, base=None, min_bits=MIN_BITS):
-    """Approach C: per-layer, per-kind lowering from A's spec, least sensitive first."""
+    """Approach C: per-layer, per-kind lowering from A's spec, least sensitive first.
+
+    Every (layer, kind) entry, in `sensitivity` order, is lowered on its own to the fewest
+    bits that keep the tolerance (bisection between `min_bits` and its current bits, every
+    other entry fixed). When `base` misses the tolerance, it is returned unchanged.
+
+    Args:
+        ev: an `Evaluator`.
+        tolerance: float, the accuracy tolerance (a fraction).
+        base: optional approach-A `SearchResult` to start from (searched here when None).
+        min_bits: int, the fewest bits of an entry. Defaults to 2.
+    Returns:
+        A `SearchResult` with approach "C"; its trace has one row per entry.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration
+    from keras_caps.quantization.progressive import Evaluator, refinement_search, uniform_search
+    from keras_caps.quantization.simulate import predict_classes
+
+    # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
+    # lengths are near ties that a few bits flip; with two classes its answers stay clear.)
+    model = capsnet(input_shape=(12, 12, 1), num_classes=2, conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
+    images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
+    evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
+
+    base = uniform_search(evaluate, 0.1, max_bits=8, min_bits=8, clipping="maxabs")  # 8 bits
+    result = refinement_search(evaluate, 0.1, base=base, min_bits=7)
+    assert result.meets_tolerance == base.meets_tolerance
+    if base.meets_tolerance:  # each entry kept 8 bits or went down to 7
+        assert {row["bits"] for row in result.trace} <= {7, 8}
+        assert result.reductions["weights"] >= base.reductions["weights"]
+    ```
+    """
     min_bits = check_bits(min_bits, "min_bits")
     start, evals0, trace = time.perf_counter(), ev.evaluations, []
     base = base or uniform_search(ev, tolerance)
@@ -274,7 +512,44 @@ def refinement_search(ev, tolerance, base=None, min_bits=MIN_BITS):
 
 
 def search(approach, ev, tolerance, base=None, **kwargs):
-    """Runs approach "A", "B" or "C" (B and C reuse `base`, an A result, when given)."""
+    """Runs approach "A", "B" or "C" (see the module docstring).
+
+    Args:
+        approach: "A" (`uniform_search`), "B" (`layerwise_search`) or "C"
+            (`refinement_search`).
+        ev: an `Evaluator`.
+        tolerance: float, the accuracy tolerance (a fraction).
+        base: optional approach-A `SearchResult` that B and C start from (ignored by A).
+        **kwargs: the other arguments of the approach's function.
+    Returns:
+        A `SearchResult`.
+    Raises:
+        ValueError: an unknown approach.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration
+    from keras_caps.quantization.progressive import Evaluator, search
+    from keras_caps.quantization.simulate import predict_classes
+
+    # A small untrained CapsNet, labelled with its own float answers. (Untrained, its class
+    # lengths are near ties that a few bits flip; with two classes its answers stay clear.)
+    model = capsnet(input_shape=(12, 12, 1), num_classes=2, conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    calibration = Calibration(model, rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32"))
+    images = rng.uniform(0, 1, (32, 12, 12, 1)).astype("float32")
+    evaluate = Evaluator(model, calibration, images, predict_classes(model, images))
+
+    a = search("A", evaluate, 0.1, max_bits=8, min_bits=7, clipping="maxabs")
+    c = search("C", evaluate, 0.1, base=a, min_bits=7)
+    assert (a.approach, c.approach) == ("A", "C")
+    ```
+    """
     if approach == "A":
         return uniform_search(ev, tolerance, **kwargs)
     if approach == "B":

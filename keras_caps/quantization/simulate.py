@@ -35,16 +35,51 @@ from keras_caps.quantization.spec import (
 
 
 def weight_axis(layer, weight):
-    """The channel axis of a weight for per-channel/block quantization: the output capsules
-    (axis 1) of capsule kernels (rows, J, Din, Dout), the last axis otherwise."""
+    """The channel axis of a weight for per-channel / per-block quantization.
+
+    Args:
+        layer: the layer holding the weight.
+        weight: the weight variable (or anything with a `shape`).
+    Returns:
+        int: 1 (the output capsules) for the (rows, J, Din, Dout) kernel of a DenseCapsule /
+        ConvCapsule, -1 (the output channels) otherwise.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.simulate import weight_axis
+
+    model = mcu_capsnet("S")
+    class_caps, conv1 = model.get_layer("class_caps"), model.get_layer("conv1")
+    assert weight_axis(class_caps, class_caps.kernel) == 1
+    assert weight_axis(conv1, conv1.kernel) == -1
+    ```
+    """
     if isinstance(layer, ROUTING_LAYERS) and len(weight.shape) == 4:
         return 1
     return -1
 
 
 def weight_key(layer, weight):
-    """A weight's name inside its layer ("kernel", "bias", "conv/kernel"): the key of its
-    exponents in a spec's weight_frac_bits."""
+    """A weight's name inside its layer, the key of its exponents in a spec's weight_frac_bits.
+
+    Args:
+        layer: the layer holding the weight.
+        weight: the weight variable.
+    Returns:
+        str, e.g. "kernel", "bias" or "conv/kernel" (a PrimaryCapsule's inner convolution).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.simulate import weight_key
+
+    primary = mcu_capsnet("S").get_layer("primary_caps")
+    assert [weight_key(primary, w) for w in primary.weights] == ["conv/kernel", "conv/bias"]
+    ```
+    """
     path = getattr(weight, "path", weight.name)
     prefix = layer.name + "/"
     return path[len(prefix):] if path.startswith(prefix) else weight.name
@@ -57,18 +92,45 @@ def _act_rounding(rounding):
 class Calibration:
     """Value samples of every layer output and routing internal of the float model.
 
+    The inference model (`spec.inference_model`) is run on the calibration images; each
+    layer output and each routing tensor ("votes", "logits", "coupling", "s", "v") of every
+    DenseCapsule / ConvCapsule is subsampled. The exponents of a spec are then chosen from
+    these samples (`frac_bits`, `complete_spec`).
+
     Args:
         model: a keras_caps model (its inference model is probed).
-        images: calibration images (N, H, W, C), or a dataset/iterable of image batches or
-            (images, labels) batches (e.g. a few training batches).
-        batch_size: batch size when `images` is an array.
-        max_samples: values kept per tensor (a uniform random subsample; the largest
-            magnitude of every batch is always kept, so "maxabs" clipping is exact).
-        seed: subsampling seed.
-
+        images: calibration images (N, H, W, C), or a dataset / iterable of image batches or
+            (images, labels) batches (e.g. a few training batches). Images are used as given
+            (scale uint8 images to [0, 1] first, as the model was trained).
+        batch_size: int, the batch size when `images` is an array. Defaults to 64.
+        max_samples: int, the values kept per tensor (a uniform random subsample; the
+            largest magnitude of every batch is always kept, so "maxabs" clipping is exact).
+            Defaults to 100,000.
+        seed: int, the subsampling seed. Defaults to 0.
     Attributes:
         activations: {layer name: [samples (1-D) per output]}.
         routing: {layer name: {kind: samples (1-D)}}.
+        num_batches: int, the batches seen.
+    Raises:
+        ValueError: no images.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration
+
+    model = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    images = np.random.default_rng(0).uniform(0, 1, (16, 12, 12, 1)).astype("float32")
+    calibration = Calibration(model, images, batch_size=8)
+    assert sorted(calibration.routing["class_caps"]) == ["coupling", "logits", "s", "v", "votes"]
+    assert len(calibration.activations["primary_caps"]) == 2  # capsules and feature map
+    f = calibration.frac_bits("conv1", 8, "maxabs", 99.99, index=0)
+    assert np.abs(calibration.activations["conv1"][0]).max() <= 127 * 2.0 ** -f
+    ```
     """
 
     def __init__(self, model, images, batch_size=64, max_samples=100_000, seed=0):
@@ -130,7 +192,19 @@ class Calibration:
         return record
 
     def frac_bits(self, layer, bits, clipping, percentile, index=None, kind=None):
-        """Exponent of output `index` (or routing tensor `kind`) of `layer` at `bits`."""
+        """The exponent of output `index` (or of routing tensor `kind`) of `layer` at `bits`.
+
+        Args:
+            layer: str, the layer name.
+            bits: int in 2..16.
+            clipping: one of `pot.CLIPPING_METHODS`.
+            percentile: float, for clipping "percentile".
+            index: int, the output index for an activation (None for a routing tensor).
+            kind: str, a routing tensor kind of `capsule_ops.ROUTING_TENSORS` (None for an
+                activation).
+        Returns:
+            int, the fractional bits (cached).
+        """
         key = (layer, index, kind, bits, clipping, percentile)
         if key not in self._cache:
             values = (self.activations[layer][index] if kind is None
@@ -152,18 +226,60 @@ def _batches(images, batch_size):
 
 
 class WeightQuantizer:
-    """Quantized copies of a model's weights, cached per (layer, bits, options)."""
+    """Quantized copies of a model's weights, cached per (layer, bits, spec options).
+
+    Args:
+        model: a keras_caps model (the weights of its inference model are quantized; the
+            model itself is never changed).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import uniform_spec
+    from keras_caps.quantization.simulate import WeightQuantizer
+
+    model = mcu_capsnet("S")
+    spec = uniform_spec(model, 4, clipping="maxabs")
+    weights = WeightQuantizer(model)
+    kernel, bias = weights.values("conv1", 4, spec)  # in get_weights() order
+    exponents = weights.frac_bits("conv1", 4, spec)["kernel"]  # one per output channel
+    assert kernel.shape == (3, 3, 1, 16) and len(exponents) == 16
+    steps = np.unique(np.round(kernel[..., 0] * 2.0 ** exponents[0]))
+    assert np.all(steps == np.round(steps)) and len(steps) <= 16  # 4-bit integers
+    ```
+    """
 
     def __init__(self, model):
         self.model = inference_model(model)
         self._cache = {}
 
     def frac_bits(self, layer_name, bits, spec):
-        """{weight key: exponent (int or per-channel list)} of `layer_name` at `bits`."""
+        """The exponents of `layer_name`'s weights at `bits` under `spec`'s options.
+
+        Args:
+            layer_name: str, a layer of the inference model.
+            bits: int in 2..16.
+            spec: dict, a validated spec (its rounding, clipping, granularity, block size and
+                percentile are used).
+        Returns:
+            {weight key (see `weight_key`): exponent, an int or a per-channel list}.
+        """
         return {k: f for k, (_, f) in self._quantized(layer_name, bits, spec).items()}
 
     def values(self, layer_name, bits, spec, frac_override=None):
-        """The layer's quantized weights in `get_weights()` order."""
+        """The layer's quantized weights, in `get_weights()` order.
+
+        Args:
+            layer_name: str, a layer of the inference model.
+            bits: int in 2..16.
+            spec: dict, a validated spec (see `frac_bits`).
+            frac_override: optional {weight key: exponent(s)} to use instead of calibrating
+                (a spec's weight_frac_bits). Defaults to None.
+        Returns:
+            list of float32 arrays.
+        """
         layer = self.model.get_layer(layer_name)
         q = self._quantized(layer_name, bits, spec, frac_override)
         return [q[weight_key(layer, w)][0] for w in layer.weights]
@@ -198,8 +314,26 @@ def _frac_json(f):
 
 
 def frac_array(given, shape, axis):
-    """Spec exponents of a weight of `shape` (an int, or one per index along `axis`) as an
-    array that broadcasts against the weight."""
+    """A weight's spec exponents as an array that broadcasts against the weight.
+
+    Args:
+        given: an int (one exponent) or a list with one exponent per index along `axis`.
+        shape: the weight's shape.
+        axis: int, the channel axis the list runs along.
+    Returns:
+        An int32 scalar, or an int32 array with `shape[axis]` on `axis` and 1 elsewhere.
+    Raises:
+        ValueError: a list whose length is not `shape[axis]`.
+
+    Example:
+
+    ```python
+    from keras_caps.quantization.simulate import frac_array
+
+    assert frac_array(5, (3, 3, 1, 4), -1) == 5
+    assert frac_array([5, 6, 7, 8], (3, 3, 1, 4), -1).shape == (1, 1, 1, 4)
+    ```
+    """
     if isinstance(given, int):
         return np.int32(given)
     arr = np.asarray(given, np.int32)
@@ -216,8 +350,35 @@ def frac_array(given, shape, axis):
 
 
 class RoutingQuantizer:
-    """`(kind, tensor) -> tensor` hook for capsule layers: fake-quantizes each routing tensor
-    with `bits` and its own exponent `frac_bits[kind]`."""
+    """The `(kind, tensor) -> tensor` hook of capsule layers for simulated quantization.
+
+    Set as `layer.routing_quantizer` of a DenseCapsule / ConvCapsule (as `quantized_model`
+    does), it fake-quantizes each routing tensor with `bits` and its own exponent
+    `frac_bits[kind]` (see `capsule_ops.dynamic_routing(quantize=...)`).
+
+    Args:
+        bits: int in 2..16.
+        frac_bits: {kind: exponent} for every kind in `capsule_ops.ROUTING_TENSORS` the
+            layer produces.
+        rounding: the spec's rounding mode ("stochastic" rounds routing tensors to nearest).
+            Defaults to "nearest".
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.layers import DenseCapsule
+    from keras_caps.quantization.simulate import RoutingQuantizer
+
+    layer = DenseCapsule(10, 8)
+    capsules = np.random.rand(2, 36, 4).astype("float32")  # (B, N, Din)
+    layer(capsules)  # build
+    layer.routing_quantizer = RoutingQuantizer(
+        4, {"votes": 3, "logits": 2, "coupling": 3, "s": 2, "v": 3})
+    v = np.asarray(layer(capsules))  # (B, J, Dout), on the 4-bit grid of "v" (2^-3)
+    np.testing.assert_allclose(v * 8, np.round(v * 8), atol=1e-5)
+    ```
+    """
 
     def __init__(self, bits, frac_bits, rounding="nearest"):
         self.bits = int(bits)
@@ -229,13 +390,37 @@ class RoutingQuantizer:
 
 
 def complete_spec(model, spec, calibration, weights=None):
-    """A copy of `spec` with every missing exponent filled from `calibration` and the weights.
+    """A copy of `spec` with every missing exponent filled in from `calibration` and the weights.
+
+    A completed spec fixes the quantized model exactly: save it (`spec.save_spec`) and
+    `quantized_model` needs no calibration to rebuild it.
 
     Args:
         model: the float keras_caps model.
         spec: a spec dict (validated here).
         calibration: a `Calibration` of `model`.
-        weights: optional `WeightQuantizer` of `model` (reused across calls for speed).
+        weights: optional `WeightQuantizer` of `model` (reuse one across calls for speed).
+    Returns:
+        The completed spec (a new dict).
+    Raises:
+        SpecError: an invalid spec.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration, complete_spec, uniform_spec
+
+    model = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    images = np.random.default_rng(0).uniform(0, 1, (16, 12, 12, 1)).astype("float32")
+    spec = complete_spec(model, uniform_spec(model, 8), Calibration(model, images))
+    entry = spec["layers"]["class_caps"]
+    assert sorted(entry["routing_frac_bits"]) == ["coupling", "logits", "s", "v", "votes"]
+    assert len(entry["weight_frac_bits"]["kernel"]) == 10  # per output capsule
+    ```
     """
     spec = validate(spec, model)
     weights = weights or WeightQuantizer(model)
@@ -261,15 +446,40 @@ def complete_spec(model, spec, calibration, weights=None):
 
 
 def quantized_model(model, spec, calibration=None, weights=None):
-    """The simulated quantized inference model of `model` under `spec` (see module docstring).
+    """The simulated quantized inference model of `model` under `spec` (see the module docstring).
 
     Args:
         model: a float keras_caps model (left unchanged).
         spec: a spec dict; exponents missing from it need `calibration`.
-        calibration: a `Calibration` of `model`.
-        weights: optional `WeightQuantizer` cache.
+        calibration: optional `Calibration` of `model`. Defaults to None (the spec must be
+            complete).
+        weights: optional `WeightQuantizer` cache of `model`.
     Returns:
-        A new keras.Model: image -> the inference model's outputs.
+        A new `keras.Model`: image (B, H, W, C) -> the inference model's outputs (the
+        lengths (B, J) of a capsnet / deep_capsnet), named "<name>_pot".
+    Raises:
+        SpecError: an invalid spec.
+        ValueError: exponents missing and no calibration, or exponents that do not fit the
+            model.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration, quantized_model, uniform_spec
+
+    model = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    images = np.random.default_rng(0).uniform(0, 1, (16, 12, 12, 1)).astype("float32")
+    int8 = quantized_model(model, uniform_spec(model, 8), Calibration(model, images))
+    lengths = np.asarray(int8(images))
+    assert lengths.shape == (16, 10)  # (B, J)
+    error = np.abs(lengths - model(images)["lengths"])
+    print(f"mean |error| of the 8-bit lengths: {error.mean():.4f}")
+    assert error.mean() < 0.02
+    ```
     """
     spec = validate(spec, model)
     if calibration is None:
@@ -336,7 +546,26 @@ def quantized_model(model, spec, calibration=None, weights=None):
 
 
 def predict_classes(model, images, batch_size=256):
-    """argmax over the output scores (lengths) of an inference model: (N,) int."""
+    """The predicted classes of an inference model: argmax over its output scores.
+
+    Args:
+        model: an inference model (image -> scores (B, J), or a dict with "lengths").
+        images: array (N, H, W, C).
+        batch_size: int. Defaults to 256.
+    Returns:
+        (N,) int array.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.simulate import predict_classes
+
+    classes = predict_classes(mcu_capsnet("S"), np.zeros((4, 28, 28, 1), "float32"))
+    assert classes.shape == (4,) and classes.min() >= 0 and classes.max() < 10
+    ```
+    """
     scores = model.predict(images, batch_size=batch_size, verbose=0)
     if isinstance(scores, dict):
         scores = scores["lengths"]
@@ -344,7 +573,31 @@ def predict_classes(model, images, batch_size=256):
 
 
 def accuracy(model, images, labels, batch_size=256):
-    """Top-1 accuracy of an inference model on (images, labels); labels int or one-hot."""
+    """Top-1 accuracy of an inference model on (images, labels).
+
+    Args:
+        model: an inference model (image -> scores (B, J), or a dict with "lengths").
+        images: array (N, H, W, C).
+        labels: integer labels (N,) or one-hot (N, J).
+        batch_size: int. Defaults to 256.
+    Returns:
+        float in [0, 1].
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import accuracy
+    from keras_caps.quantization.simulate import predict_classes
+
+    model = mcu_capsnet("S")
+    images = np.random.rand(8, 28, 28, 1).astype("float32")
+    labels = predict_classes(model, images)  # the model's own predictions
+    assert accuracy(model, images, labels) == 1.0
+    assert accuracy(model, images, np.eye(10)[labels]) == 1.0  # one-hot works too
+    ```
+    """
     labels = np.asarray(labels)
     if labels.ndim == 2:
         labels = labels.argmax(-1)

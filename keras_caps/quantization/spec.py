@@ -101,7 +101,7 @@ SCHEMA = {
 
 
 class SpecError(UserError):
-    """A quantization spec that is malformed or does not fit the model."""
+    """A quantization spec that is malformed or does not fit the model (raised by `validate`)."""
 
 
 def _is_int(v):
@@ -126,10 +126,33 @@ def _check_frac_range(values, where):
 
 
 def validate(spec, model=None):
-    """Checks a spec dict against the schema (and against `model`'s layers if given).
+    """Checks a spec dict against the schema, and against `model`'s layers if given.
 
-    Raises SpecError naming the offending entry and what to do. Returns the spec with the
-    top-level defaults filled in (a new dict).
+    Args:
+        spec: dict, the spec (see the module docstring for its layout).
+        model: optional keras_caps model whose inference model the layer names must belong
+            to (and whose layers must have the weights / routing the entries quantize).
+            Defaults to None.
+    Returns:
+        A new dict: the spec with the top-level defaults (`DEFAULTS`) filled in.
+    Raises:
+        SpecError: the first offending entry, named, with what to do.
+
+    Example:
+
+    ```python
+    from keras_caps.quantization import SpecError, validate
+
+    spec = {"format": "keras_caps.pot_spec", "version": 1,
+            "layers": {"conv1": {"weight_bits": 8, "activation_bits": 8}}}
+    assert validate(spec)["clipping"] == "mse"  # defaults filled in
+    try:
+        validate({**spec, "layers": {"conv1": {"weight_bits": 1}}})
+    except SpecError as err:
+        assert "weight_bits must be an integer in 2..16" in str(err)
+    else:
+        raise AssertionError("1 bit is invalid")
+    ```
     """
     if not isinstance(spec, dict):
         raise SpecError(f"a quantization spec is a JSON object, got {type(spec).__name__}.")
@@ -209,15 +232,50 @@ FLOAT_WEIGHT_LAYERS = (keras.layers.BatchNormalization,)
 
 
 def inference_model(model):
-    """The model whose outputs are evaluated: the classifier view of a capsnet/deep_capsnet
-    (image -> lengths), or `model` itself when it has no `length` layer."""
+    """The model whose outputs are evaluated and quantized.
+
+    Args:
+        model: a keras_caps model, or any Keras model.
+    Returns:
+        The classifier view of a capsnet / deep_capsnet (image -> lengths (B, J)), or `model`
+        itself when it has no "length" layer.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.spec import inference_model
+
+    model = mcu_capsnet("S", decoder="reduced")  # {"image", "label"} -> {...}
+    assert inference_model(model).output.shape == (None, 10)  # image -> lengths (B, J)
+    ```
+    """
     names = {layer.name for layer in model.layers}
     return classifier(model) if "length" in names else model
 
 
 def layer_capabilities(model):
-    """{layer name: {"weights": has quantizable weights, "routing": routes}} of the inference
-    model, input layers included (their "activation" is the input)."""
+    """What each layer of the inference model can quantize, input layers included.
+
+    Args:
+        model: a keras_caps model.
+    Returns:
+        {layer name: {"weights": has quantizable weights (not BatchNormalization),
+        "routing": does dynamic routing}}; every layer has activations (an input layer's
+        "activation" is the input).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.spec import layer_capabilities
+
+    caps = layer_capabilities(mcu_capsnet("S"))
+    assert caps["conv1"] == {"weights": True, "routing": False}
+    assert caps["bn1"]["weights"] is False  # BatchNorm stays float
+    assert caps["class_caps"] == {"weights": True, "routing": True}
+    ```
+    """
     out = {}
     for layer in inference_model(model).layers:
         out[layer.name] = {
@@ -229,7 +287,34 @@ def layer_capabilities(model):
 
 def uniform_spec(model, bits, weight_bits=None, activation_bits=None, routing_bits=None,
                  **options):
-    """A spec giving every layer of `model` the same bit-width (per kind, if given)."""
+    """A spec giving every layer of `model` the same bit-width (per kind, if given).
+
+    Args:
+        model: a keras_caps model.
+        bits: int in 2..16, the bit-width of every kind not given below.
+        weight_bits: optional int, the bits of every weight (default `bits`).
+        activation_bits: optional int, the bits of every activation (default `bits`).
+        routing_bits: optional int, the bits of every routing tensor (default `bits`).
+        **options: top-level spec entries (`rounding`, `clipping`, `percentile`,
+            `weight_granularity`, `block_size`, `notes`, `model`).
+    Returns:
+        The validated spec dict, without exponents (calibrate them with
+        `simulate.complete_spec`).
+    Raises:
+        SpecError: invalid bits or options.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import uniform_spec
+
+    spec = uniform_spec(mcu_capsnet("S"), 8, routing_bits=16, clipping="maxabs")
+    assert spec["layers"]["class_caps"] == {
+        "activation_bits": 8, "weight_bits": 8, "routing_bits": 16}
+    assert spec["layers"]["image"] == {"activation_bits": 8}
+    ```
+    """
     bits = {"weight": weight_bits or bits, "activation": activation_bits or bits,
             "routing": routing_bits or bits}
     layers = {}
@@ -245,7 +330,28 @@ def uniform_spec(model, bits, weight_bits=None, activation_bits=None, routing_bi
 
 
 def with_bits(spec, layer, kind, bits):
-    """A copy of `spec` with `layer`'s `kind`_bits set and its exponents for that kind dropped."""
+    """A copy of `spec` with one entry's bits set and its exponents for that kind dropped.
+
+    Args:
+        spec: dict, the spec.
+        layer: str, the layer name.
+        kind: "weight", "activation" or "routing".
+        bits: int in 2..16.
+    Returns:
+        A new spec dict (`spec` is unchanged).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization.spec import uniform_spec, with_bits
+
+    spec = uniform_spec(mcu_capsnet("S"), 8)
+    lower = with_bits(spec, "class_caps", "weight", 4)
+    assert lower["layers"]["class_caps"]["weight_bits"] == 4
+    assert spec["layers"]["class_caps"]["weight_bits"] == 8
+    ```
+    """
     out = copy.deepcopy(spec)
     entry = out["layers"][layer]
     entry[f"{kind}_bits"] = check_bits(bits)
@@ -254,7 +360,22 @@ def with_bits(spec, layer, kind, bits):
 
 
 def strip_exponents(spec):
-    """A copy of `spec` without the *_frac_bits entries (to be re-calibrated)."""
+    """A copy of `spec` without the *_frac_bits entries (to be re-calibrated).
+
+    Args:
+        spec: dict, the spec.
+    Returns:
+        A new spec dict with the bit-widths only.
+
+    Example:
+
+    ```python
+    from keras_caps.quantization.spec import strip_exponents
+
+    spec = {"layers": {"conv1": {"weight_bits": 8, "weight_frac_bits": {"kernel": 6}}}}
+    assert strip_exponents(spec) == {"layers": {"conv1": {"weight_bits": 8}}}
+    ```
+    """
     out = copy.deepcopy(spec)
     for entry in out["layers"].values():
         for kind in BIT_KINDS:
@@ -263,7 +384,27 @@ def strip_exponents(spec):
 
 
 def load_spec(path, model=None):
-    """Reads and validates a spec JSON file."""
+    """Reads and validates a spec JSON file.
+
+    Args:
+        path: str, the JSON file.
+        model: optional keras_caps model to validate against (see `validate`).
+    Returns:
+        The validated spec dict.
+    Raises:
+        SpecError: no file, invalid JSON or an invalid spec.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import load_spec, save_spec, uniform_spec
+
+    model = mcu_capsnet("S")
+    save_spec(uniform_spec(model, 6), "spec.json")
+    assert load_spec("spec.json", model)["layers"]["conv1"]["weight_bits"] == 6
+    ```
+    """
     try:
         with open(path) as f:
             spec = json.load(f)
@@ -275,7 +416,29 @@ def load_spec(path, model=None):
 
 
 def save_spec(spec, path, model=None):
-    """Validates and writes `spec` atomically as JSON."""
+    """Validates `spec` and writes it atomically as JSON.
+
+    Args:
+        spec: dict, the spec.
+        path: str, the JSON file to write.
+        model: optional keras_caps model to validate against (see `validate`).
+    Returns:
+        `path`.
+    Raises:
+        SpecError: an invalid spec (nothing is written).
+
+    Example:
+
+    ```python
+    import json
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.quantization import save_spec, uniform_spec
+
+    path = save_spec(uniform_spec(mcu_capsnet("S"), 8), "spec.json")
+    with open(path) as f:
+        assert json.load(f)["format"] == "keras_caps.pot_spec"
+    ```
+    """
     write_json(path, validate(spec, model))
     return path
 
