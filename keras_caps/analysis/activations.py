@@ -21,10 +21,9 @@ import os
 import keras
 import numpy as np
 
-from keras_caps.io_utils import write_text
+from keras_caps.io_utils import history_csv, write_text
 from keras_caps.layers import ConvCapsule, PrimaryCapsule
 from keras_caps.plots import pyplot, save_png
-from keras_caps.training.callbacks import history_csv
 
 #: Activation at or below which a capsule is dead.
 DEAD_THRESHOLD = 0.01
