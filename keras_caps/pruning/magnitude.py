@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from keras_caps.layers import ConvCapsule, DenseCapsule
+from keras_caps.models.heads import unwrap
 
 PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, DenseCapsule, ConvCapsule)
 
@@ -84,8 +85,6 @@ def prunable_kernels(model, layer_names=None):
         model: a Keras model (a `CCMTrainer` is unwrapped).
         layer_names: restrict to these top-level layers (and what they contain).
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     top = model.layers if layer_names is None else [model.get_layer(n) for n in layer_names]
     found, seen = [], set()
@@ -224,8 +223,6 @@ def strip_pruning(model, pruning=None):
         model: the trained model (a `CCMTrainer` is unwrapped).
         pruning: the `MagnitudePruning` callback used in training (optional).
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     if pruning is not None and pruning.masks:
         pruning.apply_masks()

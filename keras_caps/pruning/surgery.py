@@ -39,7 +39,7 @@ import keras
 import numpy as np
 
 from keras_caps.layers import ConvCapsule, DenseCapsule, PrimaryCapsule
-from keras_caps.models.heads import feature_layer_names
+from keras_caps.models.heads import feature_layer_names, unwrap
 from keras_caps.training.transfer import init_student_from_teacher
 
 CLASS_CAPS_MODES = ("fresh", "transfer")
@@ -151,8 +151,6 @@ def prune_model(model, kept, class_caps="fresh", intermediate_caps="prune", name
     Returns:
         The new, uncompiled functional model.
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     if class_caps not in CLASS_CAPS_MODES:
         raise ValueError(f"class_caps must be one of {CLASS_CAPS_MODES}, got {class_caps!r}.")
@@ -215,8 +213,6 @@ def zero_channels(model, kept):
     Returns:
         A new functional model with the same architecture.
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     kept = _normalise_kept(model, kept)
     clone = keras.Model.from_config(model.get_config())
@@ -260,8 +256,6 @@ def copy_matching_weights(source, target, layer_names=None):
     Raises:
         ValueError: a named layer is missing or its weight shapes differ.
     """
-    from keras_caps.pruning.ccm import unwrap
-
     source = unwrap(source)
     if layer_names is None:
         layer_names = [
@@ -287,8 +281,6 @@ def copy_matching_weights(source, target, layer_names=None):
 
 def architecture(model):
     """Channel widths of a capsnet / deep_capsnet: backbone filters, C, D, intermediate count."""
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     primary = model.get_layer(_primary_name(model))
     return {
