@@ -84,9 +84,8 @@ def chip_scores(model, data, num_batches=None, batch_size=64, max_bytes=DEFAULT_
     Returns:
         {tap name: (C,) float64 mean CI per channel}, in model order.
     """
-    from keras_caps.analysis.activations import image_batches
-    from keras_caps.models.heads import feature_model
-    from keras_caps.pruning.ccm import unwrap
+    from keras_caps.data import image_batches
+    from keras_caps.models.heads import feature_model, unwrap
 
     if num_batches is not None and int(num_batches) < 1:
         raise ValueError(f"num_batches must be >= 1 or None (all), got {num_batches}.")
