@@ -58,9 +58,7 @@ def pretrained(name, compile=False):
         name: one of `available()`, e.g. "fashion_mnist_mcu_s".
         compile: also compile it with the margin loss (for `evaluate` / fine-tuning).
     """
-    import keras
-
-    import keras_caps  # noqa: F401  (registers the layers)
+    import keras  # the layers are registered: importing any keras_caps module ran keras_caps/__init__
 
     with importlib_resources.as_file(_path(name, ".keras")) as path:
         model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
