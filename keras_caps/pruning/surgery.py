@@ -2,7 +2,7 @@
 
 `prune_model(model, kept)` rewrites the functional config (Conv2D filters, PrimaryCapsule and
 ConvCapsule type counts), rebuilds the model, and copies the kept slices of every weight with
-`keras_caps.training.transfer.init_student_from_teacher` (the one implementation of
+`keras_caps.models.weight_transfer.init_student_from_teacher` (the one implementation of
 kept-channel copying; the kept channels are given to it as 0/1 importance scores):
 
     conv{i}          kernel (3, 3, F_in, F_out)[:, :, kept_in, kept_out], bias[kept_out]
@@ -40,7 +40,7 @@ import numpy as np
 
 from keras_caps.layers import ConvCapsule, DenseCapsule, PrimaryCapsule
 from keras_caps.models.heads import feature_layer_names, unwrap
-from keras_caps.training.transfer import init_student_from_teacher
+from keras_caps.models.weight_transfer import init_student_from_teacher
 
 CLASS_CAPS_MODES = ("fresh", "transfer")
 INTERMEDIATE_MODES = ("prune", "keep", "fresh")
