@@ -103,7 +103,7 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
 
 def main(_):
     from keras_caps import data as data_lib
-    from keras_caps.analysis.convergence import markdown_table
+    from keras_caps.io_utils import markdown_table
 
     unknown = sorted(set(FLAGS.arms) - set(ARMS))
     if unknown:

@@ -120,9 +120,8 @@ def main(_):
     import keras
 
     from keras_caps import data
-    from keras_caps.analysis.convergence import markdown_table
     from keras_caps.analysis.flops import total_flops
-    from keras_caps.io_utils import write_study
+    from keras_caps.io_utils import markdown_table, write_study
     from keras_caps.models import cnn_like, mcu_capsnet
     from tflite.evaluate import accuracy as litert_accuracy
     from tflite.evaluate import keras_accuracy

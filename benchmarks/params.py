@@ -13,9 +13,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from keras_caps.analysis.convergence import markdown_table  # noqa: E402
 from keras_caps.analysis.flops import total_flops  # noqa: E402
-from keras_caps.io_utils import write_json  # noqa: E402
+from keras_caps.io_utils import markdown_table, write_json  # noqa: E402
 from keras_caps.models import capsnet, classifier, deep_capsnet, has_decoder  # noqa: E402
 
 VARIANTS = {

@@ -59,8 +59,7 @@ def step_flags(index):
 
 
 def main(argv):
-    from keras_caps.analysis.convergence import markdown_table
-    from keras_caps.io_utils import write_study
+    from keras_caps.io_utils import markdown_table, write_study
 
     model_flags = list(argv[1:])
     chosen = range(len(STEPS)) if not FLAGS.steps else [int(s) for s in FLAGS.steps]

@@ -45,9 +45,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_caps.analysis.convergence import markdown_table  # noqa: E402
 from keras_caps.capsule_ops import dynamic_routing, predict_votes  # noqa: E402
-from keras_caps.io_utils import write_json  # noqa: E402
+from keras_caps.io_utils import markdown_table, write_json  # noqa: E402
 from keras_caps.layers import Decoder, DenseCapsule, PrimaryCapsule  # noqa: E402
 from keras_caps.losses import MarginLoss, ReconstructionLoss  # noqa: E402
 from keras_caps.models import capsnet, classifier  # noqa: E402

@@ -1,7 +1,7 @@
 """Your own data: one dataset spelling for every binary, the pipeline and the export.
 
 Spellings (`dataset=` here, `--dataset=` on the command line):
-    mnist, fashion_mnist, cifar10, svhn_cropped   the built-in names (IDX files or TFDS, data.py)
+    mnist, fashion_mnist, cifar10, svhn_cropped   the built-in names (IDX files or TFDS, keras_caps.data)
     NAME or tfds:NAME                              any TFDS image-classification dataset: one
                                                    image feature and one ClassLabel feature; shape,
                                                    class count and class names from the builder's
@@ -37,7 +37,15 @@ import os
 
 import numpy as np
 
-from keras_caps.data import DataFormatError, DatasetInfo, DataSourceError, parse_split
+from keras_caps.data.catalog import DataFormatError, DatasetInfo, DataSourceError
+from keras_caps.data.images import scale_pixels
+from keras_caps.data.splits import parse_split
+from keras_caps.data.tfds import (
+    _DOWNLOAD_HOST,
+    _download_host_reachable,
+    _first_line,
+    tfds_data_dir,
+)
 
 BUILTIN = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -89,7 +97,7 @@ def parse(dataset):
 
 
 def is_builtin(dataset):
-    """True for the four names data.py loads itself (IDX files or TFDS)."""
+    """True for the four names keras_caps.data loads itself (IDX files or TFDS)."""
     return str(dataset) in BUILTIN
 
 
@@ -393,8 +401,6 @@ def folder_dataset(path, split="train", batch_size=32, image_size=None, channels
     """
     import tensorflow as tf
 
-    from keras_caps.data import _scale
-
     image_size, channels = parse_image_size(image_size), check_channels(channels)
     paths, labels, class_names = _folder_files(path, split, test_fraction)
     if not paths:
@@ -409,7 +415,7 @@ def folder_dataset(path, split="train", batch_size=32, image_size=None, channels
         x = tf.image.rgb_to_grayscale(x) if c == 1 else x
         x = tf.image.resize(tf.cast(x, tf.float32), shape[:2], antialias=True) if image_size \
             else tf.ensure_shape(tf.cast(x, tf.float32), shape)
-        return _scale(tf.round(x), normalization), tf.one_hot(y, len(class_names))
+        return scale_pixels(tf.round(x), normalization), tf.one_hot(y, len(class_names))
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     if shuffle or (shuffle is None and parse_split(split, SPLITS).base == "train"):
@@ -567,8 +573,6 @@ def load_tfds(name, split="train", data_dir=None, image_size=None, channels=None
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
-
-    from keras_caps.data import _DOWNLOAD_HOST, _download_host_reachable, _first_line, tfds_data_dir
 
     image_size, channels = parse_image_size(image_size), check_channels(channels)
     spec = parse_split(split, SPLITS)

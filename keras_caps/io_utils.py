@@ -1,12 +1,21 @@
-"""Atomic file writes: nothing a user trained is lost to a half-written file.
+"""Files and their text formats: atomic writes, Markdown tables, CSV histories.
 
-Files get the permissions a plain `open(path, "w")` would give (0o666 minus the umask), not
-the 0600 of the temporary file they are written to.
+The home of the file and text helpers that every part of keras_caps shares. It sits at the
+bottom of the import graph (it imports nothing from keras_caps), so data, models, training,
+pruning, quantization, analysis and the binaries can all use it. Image scaling and batching,
+the array helpers they share, live with the data: `keras_caps.data.normalize`,
+`keras_caps.data.unit_images`, `keras_caps.data.image_batches`.
+
+Writes are atomic: nothing a user trained is lost to a half-written file. Files get the
+permissions a plain `open(path, "w")` would give (0o666 minus the umask), not the 0600 of the
+temporary file they are written to.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
@@ -78,6 +87,33 @@ def write_study(out_dir, markdown, summary, stem="study", echo=True):
     if echo:
         print(markdown, flush=True)
     return summary
+
+
+def markdown_table(rows, columns):
+    """rows: list of dicts; columns: list of (key, header, format) -> markdown table text.
+
+    A missing or None value is written as "-".
+    """
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            cells.append("-" if value is None else format(value, fmt))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def history_csv(history):
+    """History rows [{"epoch": e, metric: value}] -> CSV text (columns sorted, epoch first)."""
+    keys = sorted({k for row in history for k in row if k != "epoch"})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["epoch"] + keys)
+    for row in history:
+        writer.writerow([row["epoch"]] + [row.get(k, "") for k in keys])
+    return out.getvalue()
 
 
 def save_model(model, path):

@@ -185,9 +185,7 @@ def check_keras_file(path, what="model file", hint=""):
 def load_keras_model(path, what="model file", compile=True, hint=""):
     """`keras.saving.load_model(path)` after `check_keras_file`, with load failures reported
     as a FileKindError naming the file (the cause stays chained)."""
-    import keras
-
-    import keras_caps  # noqa: F401  (registers the layers)
+    import keras  # the layers are registered: importing any keras_caps module ran keras_caps/__init__
 
     check_keras_file(path, what, hint)
     try:

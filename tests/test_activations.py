@@ -14,9 +14,9 @@ from keras_caps.analysis.activations import (
     capsule_layer_names,
     dead_fraction,
     dead_percentages,
-    image_batches,
     write_heatmaps,
 )
+from keras_caps.data import image_batches
 from keras_caps.models import deep_capsnet
 from keras_caps.training import compile_capsnet, model_io
 

@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from keras_caps.analysis.convergence import convergence_summary, markdown_table
+from keras_caps.analysis.convergence import convergence_summary
+from keras_caps.io_utils import markdown_table
 from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
 from train import fastrcaps_study

@@ -31,10 +31,10 @@ def all_schedules():
         "polynomial": S.PolynomialDecay(1e-3, 1e-5, 50, power=2.0),
         "one_cycle": S.OneCycle(LR_MIN, LR_MAX, 100),
         "warm_restarts": S.WarmRestarts(LR_MIN, LR_MAX, 10, cycle_mult=1.5),
-        "cosine": S.CosineAnnealing(LR_MAX, LR_MIN, 60),
+        "cosine": S.CosineAnnealing(LR_MIN, LR_MAX, 60),
         "triangular": S.Triangular(LR_MIN, LR_MAX, 5, mode="triangular2"),
         "piecewise": S.PiecewiseCycles(
-            [30], [S.WarmRestarts(LR_MIN, LR_MAX, 30), S.CosineAnnealing(LR_MAX, 0.0, 40)]
+            [30], [S.WarmRestarts(LR_MIN, LR_MAX, 30), S.CosineAnnealing(0.0, LR_MAX, 40)]
         ),
     }
 
@@ -70,6 +70,35 @@ def test_fixed_step_exponential_polynomial_values():
     assert lr(pd, 100) == approx(1e-4)
     assert lr(pd, 500) == approx(1e-4)
 
+
+def _former_exponential(initial_lr, decay_rate, decay_steps, staircase, step):
+    """The ExponentialDecay / StepDecay maths as keras_caps wrote it before using Keras's class."""
+    p = keras.ops.maximum(keras.ops.cast(step, "float32"), 0.0) / decay_steps
+    if staircase:
+        p = keras.ops.floor(p)
+    return initial_lr * keras.ops.power(decay_rate, p)
+
+
+@pytest.mark.parametrize("build, initial_lr, rate, steps, staircase", [
+    (S.ExponentialDecay, 1e-3, 0.96, 2000, False), (S.ExponentialDecay, 1e-3, 0.96, 2000, True),
+    (S.ExponentialDecay, 1e-3, 0.9, 10, True), (S.ExponentialDecay, 0.1, 0.5, 7, False),
+    (S.ExponentialDecay, 3e-4, 0.99, 1, False), (S.StepDecay, 0.1, 0.5, 10, True),
+    (S.StepDecay, 1e-2, 0.1, 3, True), (S.StepDecay, 1e-3, 0.9, 1, True)])
+def test_keras_backed_schedules_equal_the_former_implementation(build, initial_lr, rate, steps,
+                                                                staircase):
+    """ExponentialDecay and StepDecay are Keras's ExponentialDecay: the same float32 values at
+    every step as the implementation they replaced (steps below 0 still count as 0)."""
+    if build is S.StepDecay:
+        sched = S.StepDecay(initial_lr, rate, steps)
+    else:
+        sched = S.ExponentialDecay(initial_lr, rate, steps, staircase=staircase)
+    assert isinstance(sched, keras.optimizers.schedules.ExponentialDecay)
+    all_steps = np.arange(-5, 20001)
+    np.testing.assert_array_equal(
+        np.asarray(sched(all_steps)),
+        np.asarray(_former_exponential(initial_lr, rate, steps, staircase, all_steps)))
+    assert float(sched(12345)) == float(_former_exponential(initial_lr, rate, steps, staircase,
+                                                            12345))
 
 def test_one_cycle_phase_boundaries():
     oc = S.OneCycle(LR_MIN, LR_MAX, total_steps=1000)  # 45% = 450, 90% = 900
@@ -135,7 +164,7 @@ def test_warm_restarts_from_epochs():
 
 
 def test_cosine_and_triangular():
-    ca = S.CosineAnnealing(LR_MAX, LR_MIN, 100)
+    ca = S.CosineAnnealing(LR_MIN, LR_MAX, 100)
     assert [lr(ca, s) for s in (0, 50, 100, 400)] == approx(
         [LR_MAX, (LR_MAX + LR_MIN) / 2, LR_MIN, LR_MIN]
     )
@@ -159,7 +188,7 @@ def test_cosine_and_triangular():
 
 def test_piecewise_cycles_segments_use_local_step():
     pc = S.PiecewiseCycles(
-        [20, 50], [S.FixedLR(0.1), S.StepDecay(1.0, 0.5, 10), S.CosineAnnealing(1.0, 0.0, 10)]
+        [20, 50], [S.FixedLR(0.1), S.StepDecay(1.0, 0.5, 10), S.CosineAnnealing(0.0, 1.0, 10)]
     )
     assert pc.segment_starts == [0, 20, 50]
     assert [lr(pc, s) for s in (0, 19, 20, 29, 30, 49, 50, 55, 60, 99)] == approx(
@@ -301,7 +330,7 @@ def test_warmadabatch_second_cycle_spans_all_growing_phases_continuously():
         (lambda: S.OneCycle(0.01, 0.001, 100), r"lr_min \(0\.01\) must be <= lr_max \(0\.001\)"),
         (lambda: S.WarmRestarts(0.01, 0.001, 10), r"lr_min \(0\.01\) must be <= lr_max"),
         (lambda: S.Triangular(0.01, 0.001, 10), r"lr_min \(0\.01\) must be <= lr_max"),
-        (lambda: S.CosineAnnealing(0.001, 0.01, 10), r"lr_min \(0\.01\) must be <= lr_max"),
+        (lambda: S.CosineAnnealing(0.01, 0.001, 10), r"lr_min \(0\.01\) must be <= lr_max"),
         (lambda: S.WarmRestarts(LR_MIN, LR_MAX, 0), r"first_cycle_steps \(cycle length\)"),
         (lambda: S.WarmRestarts(LR_MIN, LR_MAX, -5), r"must be an integer >= 1, got -5"),
         (lambda: S.WarmRestarts(LR_MIN, LR_MAX, 10, cycle_mult=0.5), r"cycle_mult must be >= 1"),

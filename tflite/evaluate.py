@@ -239,8 +239,7 @@ def keras_accuracy(model, images, labels, batch_size=256):
 def report(model, train_images, test_images, test_labels, modes=None, out_dir=None,
            latency_repeats=50):
     """Exports `model` in each mode and evaluates it; returns (rows, markdown)."""
-    from keras_caps.analysis.convergence import markdown_table
-    from keras_caps.io_utils import write_bytes
+    from keras_caps.io_utils import markdown_table, write_bytes
     from tflite import export
     from tflite.pot import to_power_of_two
 

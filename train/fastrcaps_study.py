@@ -70,8 +70,8 @@ def _paper_decay_steps(num_examples, batch_size):
 def run(flags_obj, datasets_override=None):
     """Trains every policy; returns {"rows": [...], "baseline": ..., paths}."""
     from keras_caps import plots, schedules
-    from keras_caps.analysis.convergence import convergence_summary, markdown_table
-    from keras_caps.io_utils import write_study
+    from keras_caps.analysis.convergence import convergence_summary
+    from keras_caps.io_utils import markdown_table, write_study
 
     unknown = [p for p in flags_obj.policies if p not in POLICIES]
     if unknown:

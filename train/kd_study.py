@@ -234,8 +234,7 @@ def _row(method, metrics, measured, batch_size, lr_policy):
 
 def run(flags_obj, datasets_override=None):
     """Trains the teacher (unless --teacher) and every method; returns {"rows": [...], ...}."""
-    from keras_caps.analysis.convergence import markdown_table
-    from keras_caps.io_utils import write_study
+    from keras_caps.io_utils import markdown_table, write_study
     from keras_caps.schedules import LR_POLICIES
 
     unknown = [m for m in flags_obj.kd_methods if m not in METHODS]

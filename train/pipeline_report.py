@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 
-from keras_caps.analysis.convergence import markdown_table
-from keras_caps.io_utils import write_json, write_text
+from keras_caps.io_utils import markdown_table, write_json, write_text
 from keras_caps.schedules import steps_for_epochs
 
 COLUMNS = [

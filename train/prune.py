@@ -286,7 +286,7 @@ def prepare(flags_obj, datasets):
 
 def report_markdown(flags_obj, prep, results, control=None, target=None):
     """report.md text: the base model, the control (if any) and one row per pruning ratio."""
-    from keras_caps.analysis.convergence import markdown_table
+    from keras_caps.io_utils import markdown_table
 
     rows = [{"model": "base", "params": prep["base"]["params"], "flops": prep["base"]["flops"],
              "acc": prep["base_accuracy"], "acc_ccm": prep["ccm_accuracy"]}]

@@ -267,8 +267,7 @@ def run(flags_obj, datasets_override=None):
     import keras
 
     from keras_caps import plots
-    from keras_caps.analysis.convergence import markdown_table
-    from keras_caps.io_utils import write_study
+    from keras_caps.io_utils import markdown_table, write_study
 
     if not flags_obj.model_dir:
         raise ValueError("--model_dir is required: the study folder.")

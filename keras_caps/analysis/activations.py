@@ -21,52 +21,19 @@ import os
 import keras
 import numpy as np
 
-from keras_caps.io_utils import write_text
+from keras_caps.data import image_batches
+from keras_caps.io_utils import history_csv, write_text
 from keras_caps.layers import ConvCapsule, PrimaryCapsule
+from keras_caps.models.heads import unwrap
 from keras_caps.plots import pyplot, save_png
-from keras_caps.training.callbacks import history_csv
 
 #: Activation at or below which a capsule is dead.
 DEAD_THRESHOLD = 0.01
 
 
-def _unwrap(model):
-    """The capsnet inside a wrapper exposing it as `.capsnet` (a CCMTrainer), or `model`."""
-    inner = getattr(model, "capsnet", None)
-    return inner if isinstance(inner, keras.Model) else model
-
-
-def image_batches(data, num_batches=None, batch_size=64):
-    """Yields image batches from a dataset, an image array or (images, labels).
-
-    Args:
-        data: a tf.data.Dataset of (x, y) or x batches (x images or {"image": ...}), an
-            image array (N, H, W[, C]) or a tuple (images, labels[, ...]). uint8 arrays are
-            scaled to [0, 1] like `keras_caps.data.make_dataset`'s "unit" normalization.
-        num_batches: stop after this many batches (None: all).
-        batch_size: batch size for arrays.
-    Yields:
-        (B, H, W, C) float32 arrays or tensors.
-    """
-    if hasattr(data, "take") and hasattr(data, "element_spec"):  # tf.data.Dataset
-        ds = data if num_batches is None else data.take(int(num_batches))
-        for element in ds:
-            x = element[0] if isinstance(element, (tuple, list)) else element
-            yield x["image"] if isinstance(x, dict) else x
-        return
-    images = np.asarray(data[0] if isinstance(data, (tuple, list)) else data)
-    if images.ndim == 3:
-        images = images[..., None]  # (N, H, W) -> (N, H, W, 1)
-    scale = 1.0 / 255.0 if images.dtype == np.uint8 else None
-    total = len(images) if num_batches is None else min(len(images), num_batches * batch_size)
-    for start in range(0, total, batch_size):
-        x = images[start : min(start + batch_size, total)].astype(np.float32)
-        yield x * scale if scale is not None else x
-
-
 def capsule_layer_names(model):
     """PrimaryCaps and IntermediateCaps (ConvCapsule) layer names, input to output."""
-    return [layer.name for layer in _unwrap(model).layers
+    return [layer.name for layer in unwrap(model).layers
             if isinstance(layer, (PrimaryCapsule, ConvCapsule))]
 
 
@@ -74,7 +41,7 @@ def activation_model(model, layer_names=None):
     """image -> {layer name: capsules (B, H, W, C, D)}, sharing weights with `model`."""
     from keras_caps.models.heads import image_input
 
-    model = _unwrap(model)
+    model = unwrap(model)
     names = capsule_layer_names(model) if layer_names is None else list(layer_names)
     if not names:
         raise ValueError(f"model {model.name!r} has no PrimaryCaps / IntermediateCaps layers.")
@@ -268,7 +235,6 @@ __all__ = [
     "capsule_layer_names",
     "dead_fraction",
     "dead_percentages",
-    "image_batches",
     "plot_activation_heatmap",
     "plot_activation_heatmaps",
     "write_heatmaps",

@@ -34,16 +34,3 @@ def convergence_summary(accuracy, epoch_times, target=None):
                 summary["time_to_target_s"] = float(sum(epoch_times[:epoch]))
                 break
     return summary
-
-
-def markdown_table(rows, columns):
-    """rows: list of dicts; columns: list of (key, header, format) -> markdown table text."""
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        cells = []
-        for key, _, fmt in columns:
-            value = row.get(key)
-            cells.append("-" if value is None else format(value, fmt))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -247,6 +247,13 @@ def feature_model(model):
     return keras.Model(image_input(model), outputs, name="features")
 
 
+def unwrap(model):
+    """The capsnet inside a training wrapper that holds it as `.capsnet` (e.g. a
+    `keras_caps.pruning.CCMTrainer`), or `model` itself."""
+    inner = getattr(model, "capsnet", None)
+    return inner if isinstance(inner, keras.Model) else model
+
+
 __all__ = [
     "Decoder",
     "attach_heads",
@@ -256,4 +263,5 @@ __all__ = [
     "feature_model",
     "has_decoder",
     "image_input",
+    "unwrap",
 ]

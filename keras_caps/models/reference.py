@@ -111,9 +111,7 @@ def pretrained(name, compile=False):
     assert model.predict(images, verbose=0)["lengths"].shape == (2, 10)  # (B, J)
     ```
     """
-    import keras
-
-    import keras_caps  # noqa: F401  (registers the layers)
+    import keras  # the layers are registered: importing any keras_caps module ran keras_caps/__init__
 
     with importlib_resources.as_file(_path(name, ".keras")) as path:
         model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_caps.models.heads import feature_model
+from keras_caps.models.heads import feature_model, unwrap
 
 #: Added to channel variances before the square root (finite gradients for constant channels).
 CCM_EPSILON = 1e-6
@@ -250,11 +250,6 @@ class CCMTrainer(keras.Model):
             config.pop("capsnet"), custom_objects=custom_objects
         )
         return cls(capsnet, **config)
-
-
-def unwrap(model):
-    """The capsnet inside a `CCMTrainer` (or `model` itself)."""
-    return model.capsnet if isinstance(model, CCMTrainer) else model
 
 
 __all__ = [

@@ -121,9 +121,8 @@ def chip_scores(model, data, num_batches=None, batch_size=64, max_bytes=DEFAULT_
     assert scores["relu2"].shape == (16,) and scores["primary_caps"].shape == (16,)  # C * D
     ```
     """
-    from keras_caps.analysis.activations import image_batches
-    from keras_caps.models.heads import feature_model
-    from keras_caps.pruning.ccm import unwrap
+    from keras_caps.data import image_batches
+    from keras_caps.models.heads import feature_model, unwrap
 
     if num_batches is not None and int(num_batches) < 1:
         raise ValueError(f"num_batches must be >= 1 or None (all), got {num_batches}.")

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from keras_caps.layers import ConvCapsule, DenseCapsule
+from keras_caps.models.heads import unwrap
 
 PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, DenseCapsule, ConvCapsule)
 
@@ -120,8 +121,6 @@ def prunable_kernels(model, layer_names=None):
     assert names == ["conv1", "conv2", "conv3", "primary_caps/conv", "class_caps"]
     ```
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     top = model.layers if layer_names is None else [model.get_layer(n) for n in layer_names]
     found, seen = [], set()
@@ -355,8 +354,6 @@ def strip_pruning(model, pruning=None):
     np.testing.assert_allclose(clean(x)["lengths"], model(x)["lengths"], atol=1e-6)
     ```
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     if pruning is not None and pruning.masks:
         pruning.apply_masks()

@@ -2,7 +2,7 @@
 
 `prune_model(model, kept)` rewrites the functional config (Conv2D filters, PrimaryCapsule and
 ConvCapsule type counts), rebuilds the model, and copies the kept slices of every weight with
-`keras_caps.training.transfer.init_student_from_teacher` (the one implementation of
+`keras_caps.models.weight_transfer.init_student_from_teacher` (the one implementation of
 kept-channel copying; the kept channels are given to it as 0/1 importance scores):
 
     conv{i}          kernel (3, 3, F_in, F_out)[:, :, kept_in, kept_out], bias[kept_out]
@@ -39,8 +39,8 @@ import keras
 import numpy as np
 
 from keras_caps.layers import ConvCapsule, DenseCapsule, PrimaryCapsule
-from keras_caps.models.heads import feature_layer_names
-from keras_caps.training.transfer import init_student_from_teacher
+from keras_caps.models.heads import feature_layer_names, unwrap
+from keras_caps.models.weight_transfer import init_student_from_teacher
 
 CLASS_CAPS_MODES = ("fresh", "transfer")
 INTERMEDIATE_MODES = ("prune", "keep", "fresh")
@@ -194,8 +194,6 @@ def prune_model(model, kept, class_caps="fresh", intermediate_caps="prune", name
                                atol=1e-5)
     ```
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     if class_caps not in CLASS_CAPS_MODES:
         raise ValueError(f"class_caps must be one of {CLASS_CAPS_MODES}, got {class_caps!r}.")
@@ -271,8 +269,6 @@ def zero_channels(model, kept):
     assert float(np.abs(maps["relu1"][..., 8:]).max()) == 0.0
     ```
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     kept = _normalise_kept(model, kept)
     clone = keras.Model.from_config(model.get_config())
@@ -336,8 +332,6 @@ def copy_matching_weights(source, target, layer_names=None):
     np.testing.assert_array_equal(deeper.get_layer("conv1").kernel, base.get_layer("conv1").kernel)
     ```
     """
-    from keras_caps.pruning.ccm import unwrap
-
     source = unwrap(source)
     if layer_names is None:
         layer_names = [
@@ -383,8 +377,6 @@ def architecture(model):
         "num_intermediate": 0}
     ```
     """
-    from keras_caps.pruning.ccm import unwrap
-
     model = unwrap(model)
     primary = model.get_layer(_primary_name(model))
     return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_caps.analysis.convergence import markdown_table
+from keras_caps.io_utils import markdown_table
 from keras_caps.quantization.memory import memory_table
 
 RESULT_COLUMNS = [

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from keras_caps.capsule_ops import ROUTING_TENSORS
+from keras_caps.data import image_batches, unit_images
 from keras_caps.quantization.pot import frac_bits_for, quantize
 from keras_caps.quantization.spec import (
     ROUTING_LAYERS,
@@ -100,8 +101,9 @@ class Calibration:
     Args:
         model: a keras_caps model (its inference model is probed).
         images: calibration images (N, H, W, C), or a dataset / iterable of image batches or
-            (images, labels) batches (e.g. a few training batches). Images are used as given
-            (scale uint8 images to [0, 1] first, as the model was trained).
+            (images, labels) batches (e.g. a few training batches), read by
+            `keras_caps.data.image_batches`: uint8 arrays are scaled to [0, 1] like the
+            training data (`make_dataset`), float images are used as they are.
         batch_size: int, the batch size when `images` is an array. Defaults to 64.
         max_samples: int, the values kept per tensor (a uniform random subsample; the
             largest magnitude of every batch is always kept, so "maxabs" clipping is exact).
@@ -146,7 +148,7 @@ class Calibration:
         counts = [len(probes[n]) for n in names]
         inputs = infer.inputs[0] if len(infer.inputs) == 1 else infer.inputs
         probe = keras.Model(inputs, flat)
-        batches = list(_batches(images, batch_size))
+        batches = list(image_batches(images, batch_size=batch_size))
         if not batches:
             raise ValueError("calibration needs at least one batch of images; got none.")
         self._per_batch = max(1, self.max_samples // len(batches))
@@ -211,18 +213,6 @@ class Calibration:
                       else self.routing[layer][kind])
             self._cache[key] = int(frac_bits_for(values, bits, clipping, percentile=percentile))
         return self._cache[key]
-
-
-def _batches(images, batch_size):
-    if isinstance(images, np.ndarray):
-        for i in range(0, len(images), batch_size):
-            yield images[i : i + batch_size]
-        return
-    for batch in images:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if isinstance(x, dict):
-            x = x["image"]
-        yield np.asarray(x)
 
 
 class WeightQuantizer:
@@ -548,9 +538,12 @@ def quantized_model(model, spec, calibration=None, weights=None):
 def predict_classes(model, images, batch_size=256):
     """The predicted classes of an inference model: argmax over its output scores.
 
+    uint8 image arrays are scaled to [0, 1] (`keras_caps.data.unit_images`), as `Calibration`
+    and the training data scale them; float images and datasets are used as they are.
+
     Args:
         model: an inference model (image -> scores (B, J), or a dict with "lengths").
-        images: array (N, H, W, C).
+        images: array (N, H, W, C), uint8 or float in [0, 1].
         batch_size: int. Defaults to 256.
     Returns:
         (N,) int array.
@@ -566,6 +559,8 @@ def predict_classes(model, images, batch_size=256):
     assert classes.shape == (4,) and classes.min() >= 0 and classes.max() < 10
     ```
     """
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+        images = unit_images(images)
     scores = model.predict(images, batch_size=batch_size, verbose=0)
     if isinstance(scores, dict):
         scores = scores["lengths"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -13,7 +11,7 @@ import zipfile
 import keras
 
 from keras_caps.errors import NonFiniteLossError, RunDirError, UserError
-from keras_caps.io_utils import atomic_path, save_model, write_json, write_text
+from keras_caps.io_utils import atomic_path, history_csv, save_model, write_json, write_text
 
 STATE_FILE = "state.json"
 LAST_MODEL = "last.keras"
@@ -24,17 +22,6 @@ RECOVERY_HINT = (
     "To keep the results, move {model_dir} away; to start this run over, pass --overwrite "
     "(it moves the previous results to a backup folder next to it) or use a new --model_dir."
 )
-
-
-def history_csv(history):
-    """History rows [{"epoch": e, metric: value}] -> CSV text (columns sorted, epoch first)."""
-    keys = sorted({k for row in history for k in row if k != "epoch"})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["epoch"] + keys)
-    for row in history:
-        writer.writerow([row["epoch"]] + [row.get(k, "") for k in keys])
-    return out.getvalue()
 
 
 def file_sha256(path, chunk=1 << 20):

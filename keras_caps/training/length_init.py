@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_caps.analysis.activations import image_batches
+from keras_caps.data import image_batches
 from keras_caps.layers import ConvCapsule, DenseCapsule
 from keras_caps.models.heads import image_input
 

@@ -1,30 +1,19 @@
-"""Learning-rate and batch-size policies (FasTrCaps, Marchisio et al., Sections II-IV).
+"""Learning-rate schedules: `keras.optimizers.schedules.LearningRateSchedule` subclasses.
 
-Learning-rate policies are `keras.optimizers.schedules.LearningRateSchedule` subclasses: pure
-functions of the optimizer step, written with `keras.ops`, so they run on python ints, NumPy
+Pure functions of the optimizer step, written with `keras.ops`, so they run on python ints, NumPy
 arrays and symbolic tensors inside a compiled (tf.function / XLA) train step. They are
 elementwise: an array of steps gives an array of learning rates (the plots use this). Steps
 below 0 are treated as 0. Every constant is a constructor argument and is validated there.
+Bounds are always given in the order (lr_min, lr_max).
 
-Batch-size policies are plain python objects whose `batch_size(epoch)` is a pure function of the
-0-based epoch. A training binary rebuilds its dataset per epoch with that batch size; the
-optimizer's step counter keeps running across epochs, so step-based LR schedules stay in sync.
-
-Paper values (FasTrCaps, Section III-A and Algorithms 1-5):
-- fixed: 0.001.
-- exponential decay: 0.001 * 0.96 ** (step / 2000).
-- one-cycle (eq. 1, Alg. 1): lr_min = 1e-4 -> lr_max = 1e-3 linearly over the first 45% of the
-  steps, back to lr_min over the next 45%, then linearly down to lr_min / 10 = 1e-5 over the last
-  10% (the slope 9 * lr_min / TotalSteps of eq. 1 over 0.1 * TotalSteps steps removes 0.9 * lr_min).
-- warm restarts (eq. 2, Alg. 2): cosine from lr_max = 1e-3 to lr_min = 1e-4, cycle = one epoch.
-  Alg. 2 evaluates the cosine at T_curr = T_i (lr_min) before resetting, i.e. a cycle of T_i + 1
-  steps; here, as in SGDR, a cycle has exactly T_i steps and step T_i is already lr_max again.
-- AdaBatch (Alg. 3): batch 1 for the first 3 epochs, then 2**P, 2**(P+1), 2**(P+2) for 5 epochs
-  each, the last size held thereafter.
-- WarmAdaBatch (Alg. 5, Section IV-E): batch 1 for 3 epochs, then 16 (P = 4) for the rest of the
-  training; one warm-restart cycle spans the 3 small-batch epochs (3 * 60,000 steps on MNIST),
-  a second one the remaining 27 epochs (27 * 3,750 steps), so the restart coincides with the
-  batch-size change.
+Where Keras has the same maths, the schedule is the Keras class with this project's argument
+names, checks and paper defaults on top: `StepDecay` and `ExponentialDecay` are
+`keras.optimizers.schedules.ExponentialDecay` (values identical at every step, see
+tests/test_schedules.py). `PolynomialDecay`, `CosineAnnealing` and `WarmRestarts` keep their
+own maths: Keras's `PolynomialDecay` subtracts end from initial LR in float32 (ours in float64),
+its `CosineDecay` scales (1 - alpha) * cosine + alpha by the initial LR and its
+`CosineDecayRestarts` finds the cycle in float32 (late restarts); each differs from ours by 1
+float32 ulp or more at many steps, which would change the fixed-seed runs.
 """
 
 from __future__ import annotations
@@ -35,69 +24,19 @@ import numbers
 import keras
 from keras import ops
 
-_DTYPE = "float32"
+from keras_caps.schedules._checks import (
+    _DTYPE,
+    _float,
+    _int,
+    _lookup,
+    _non_negative,
+    _ordered,
+    _positive,
+    _step,
+    _unit_interval,
+)
 
-
-# --------------------------------------------------------------------------- validation helpers
-
-
-def _float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}.")
-    return value
-
-
-def _positive(name, value):
-    value = _float(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}.")
-    return value
-
-
-def _non_negative(name, value):
-    value = _float(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}.")
-    return value
-
-
-def _int(name, value, minimum):
-    """An integer >= `minimum`; integral floats (e.g. from flags or JSON) are accepted."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-    elif isinstance(value, numbers.Real) and float(value).is_integer():
-        value = int(value)
-    else:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
-    return value
-
-
-def _ordered(low_name, low, high_name, high):
-    if low > high:
-        raise ValueError(f"{low_name} ({low}) must be <= {high_name} ({high}).")
-
-
-def _unit_interval(name, value, include_zero=False):
-    value = _float(name, value)
-    if not ((0.0 <= value if include_zero else 0.0 < value) and value <= 1.0):
-        low = "[0" if include_zero else "(0"
-        raise ValueError(f"{name} must be in {low}, 1], got {value}.")
-    return value
-
-
-def _step(step):
-    """The step as a float32 tensor, clipped below at 0."""
-    return ops.maximum(ops.cast(step, _DTYPE), 0.0)
-
-
-# --------------------------------------------------------------------------- LR schedules
+_KerasExponentialDecay = keras.optimizers.schedules.ExponentialDecay
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")
@@ -115,8 +54,11 @@ class FixedLR(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")
-class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+class StepDecay(_KerasExponentialDecay):
     """lr = initial_lr * drop ** floor(step / step_size).
+
+    Keras's `ExponentialDecay(initial_lr, step_size, drop, staircase=True)`, with checked
+    arguments and steps below 0 treated as 0.
 
     Args:
         initial_lr: learning rate at step 0 (> 0).
@@ -125,23 +67,32 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, initial_lr, drop, step_size):
-        self.initial_lr = _positive("initial_lr", initial_lr)
-        self.drop = _unit_interval("drop", drop)
-        self.step_size = _int("step_size", step_size, 1)
+        super().__init__(
+            initial_learning_rate=_positive("initial_lr", initial_lr),
+            decay_steps=_int("step_size", step_size, 1),
+            decay_rate=_unit_interval("drop", drop),
+            staircase=True,
+            name="StepDecay",
+        )
+
+    initial_lr = property(lambda self: self.initial_learning_rate)
+    drop = property(lambda self: self.decay_rate)
+    step_size = property(lambda self: self.decay_steps)
 
     def __call__(self, step):
-        n = ops.floor(_step(step) / self.step_size)
-        return self.initial_lr * ops.power(self.drop, n)
+        return super().__call__(_step(step))
 
     def get_config(self):
         return {"initial_lr": self.initial_lr, "drop": self.drop, "step_size": self.step_size}
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")
-class ExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
+class ExponentialDecay(_KerasExponentialDecay):
     """lr = initial_lr * decay_rate ** (step / decay_steps) (floored when `staircase`).
 
-    Paper values are the defaults: 0.001, 0.96 every 2000 steps.
+    Keras's `ExponentialDecay` with checked arguments, steps below 0 treated as 0, and the
+    paper values as defaults: 0.001, 0.96 every 2000 steps. Note the argument order
+    (initial_lr, decay_rate, decay_steps), which differs from Keras's.
 
     Args:
         initial_lr: learning rate at step 0 (> 0).
@@ -151,16 +102,18 @@ class ExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, initial_lr=1e-3, decay_rate=0.96, decay_steps=2000, staircase=False):
-        self.initial_lr = _positive("initial_lr", initial_lr)
-        self.decay_rate = _unit_interval("decay_rate", decay_rate)
-        self.decay_steps = _int("decay_steps", decay_steps, 1)
-        self.staircase = bool(staircase)
+        super().__init__(
+            initial_learning_rate=_positive("initial_lr", initial_lr),
+            decay_steps=_int("decay_steps", decay_steps, 1),
+            decay_rate=_unit_interval("decay_rate", decay_rate),
+            staircase=bool(staircase),
+            name="ExponentialDecay",
+        )
+
+    initial_lr = property(lambda self: self.initial_learning_rate)
 
     def __call__(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = ops.floor(p)
-        return self.initial_lr * ops.power(self.decay_rate, p)
+        return super().__call__(_step(step))
 
     def get_config(self):
         return {
@@ -175,7 +128,8 @@ class ExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
 class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """lr = (initial_lr - end_lr) * (1 - min(step, decay_steps) / decay_steps) ** power + end_lr.
 
-    Constant `end_lr` after `decay_steps`.
+    Constant `end_lr` after `decay_steps`. Not Keras's `PolynomialDecay`: that one forms
+    initial_lr - end_lr in float32 and differs by 1 ulp at some steps (see the module doc).
 
     Args:
         initial_lr: learning rate at step 0 (> 0).
@@ -362,14 +316,14 @@ class CosineAnnealing(keras.optimizers.schedules.LearningRateSchedule):
     """One cosine from lr_max (step 0) to lr_min (step total_steps), constant lr_min after.
 
     Args:
-        lr_max: start value (> 0).
         lr_min: end value, 0 <= lr_min <= lr_max.
+        lr_max: start value (> 0).
         total_steps: integer >= 1.
     """
 
-    def __init__(self, lr_max, lr_min, total_steps):
-        self.lr_max = _positive("lr_max", lr_max)
+    def __init__(self, lr_min, lr_max, total_steps):
         self.lr_min = _non_negative("lr_min", lr_min)
+        self.lr_max = _positive("lr_max", lr_max)
         _ordered("lr_min", self.lr_min, "lr_max", self.lr_max)
         self.total_steps = _int("total_steps", total_steps, 1)
 
@@ -378,7 +332,7 @@ class CosineAnnealing(keras.optimizers.schedules.LearningRateSchedule):
         return _cosine(self.lr_min, self.lr_max, frac)
 
     def get_config(self):
-        return {"lr_max": self.lr_max, "lr_min": self.lr_min, "total_steps": self.total_steps}
+        return {"lr_min": self.lr_min, "lr_max": self.lr_max, "total_steps": self.total_steps}
 
 
 _TRIANGULAR_MODES = ("triangular", "triangular2", "exp_range")
@@ -501,6 +455,7 @@ class PiecewiseCycles(keras.optimizers.schedules.LearningRateSchedule):
         return cls(**config)
 
 
+#: The learning-rate schedules by policy name (`make_schedule`, `keras_caps.schedules.LR_POLICIES`).
 _SCHEDULES = {
     "fixed": FixedLR,
     "step": StepDecay,
@@ -513,261 +468,24 @@ _SCHEDULES = {
 }
 
 
-def _lookup(kind, table, name):
-    if not isinstance(name, str):
-        raise ValueError(f"{kind} name must be a string, got {name!r}.")
-    key = name.strip().lower().replace("-", "_")
-    if key not in table:
-        raise ValueError(f"Unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}.")
-    return table[key]
-
-
 def make_schedule(name, **params):
     """A learning-rate schedule by name, e.g. make_schedule("one_cycle", total_steps=1000).
 
-    Names: fixed, step, exponential, polynomial, one_cycle, warm_restarts, cosine, triangular.
-    `params` go to the class constructor.
+    `name`: a key of `_SCHEDULES` (every name of `LR_POLICIES` but "warmadabatch", which
+    needs a batch policy: `schedule_for_run`). `params` go to the class constructor.
     """
     return _lookup("learning-rate schedule", _SCHEDULES, name)(**params)
 
 
-_OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "sgd": keras.optimizers.SGD,
-    "adagrad": keras.optimizers.Adagrad,
-    "rmsprop": keras.optimizers.RMSprop,
-}
-
-
-def make_optimizer(name="adam", learning_rate=1e-3, **kwargs):
-    """A Keras optimizer by name: "adam" (default), "sgd", "adagrad", "rmsprop".
-
-    Args:
-        learning_rate: a float or a LearningRateSchedule.
-        **kwargs: passed on to the optimizer (e.g. momentum for SGD, clipnorm).
-    """
-    cls = _lookup("optimizer", _OPTIMIZERS, name)
-    return cls(learning_rate=learning_rate, **kwargs)
-
-
-# --------------------------------------------------------------------------- batch-size policies
-
-
-def _epoch(epoch):
-    return _int("epoch (0-based)", epoch, 0)
-
-
-class BatchSizePolicy:
-    """Base class: `batch_size(epoch)` is a pure function of the 0-based epoch."""
-
-    name = None
-
-    def batch_size(self, epoch):
-        raise NotImplementedError
-
-    def steps_per_epoch(self, epoch, num_examples):
-        """Optimizer steps in `epoch`: ceil(num_examples / batch_size(epoch))."""
-        n = _int("num_examples", num_examples, 1)
-        return -(-n // self.batch_size(epoch))
-
-    def total_steps(self, num_examples, epochs):
-        """Optimizer steps in the first `epochs` epochs."""
-        return sum(steps_for_epochs(self, num_examples, epochs))
-
-    def phase_boundaries(self, num_examples, epochs):
-        """Cumulative steps at which the batch size changes, within the first `epochs` epochs.
-
-        E.g. AdaBatch(exponent=4), 100 examples, 20 epochs: 3 epochs x 100 steps, 5 x 7, 5 x 4,
-        then 2 a epoch -> [300, 335, 355]. Empty when the batch size never changes.
-        """
-        epochs = _int("epochs", epochs, 0)
-        out, total, previous = [], 0, None
-        for epoch in range(epochs):
-            size = self.batch_size(epoch)
-            if previous is not None and size != previous:
-                out.append(total)
-            total += self.steps_per_epoch(epoch, num_examples)
-            previous = size
-        return out
-
-    def get_config(self):
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-
-class FixedBatch(BatchSizePolicy):
-    """The same batch size every epoch."""
-
-    name = "fixed"
-
-    def __init__(self, batch_size=16):
-        self._batch_size = _int("batch_size", batch_size, 1)
-
-    def batch_size(self, epoch):
-        _epoch(epoch)
-        return self._batch_size
-
-    def get_config(self):
-        return {"batch_size": self._batch_size}
-
-
-class AdaBatch(BatchSizePolicy):
-    """Adaptive batch size (FasTrCaps Alg. 3).
-
-    Epochs 0 .. warmup_epochs - 1: warmup_batch_size (paper: 1 for 3 epochs); then
-    2**exponent, 2**(exponent + 1), ... each for `epochs_per_step` epochs, `growth_steps` sizes in
-    all, the last one held thereafter. Defaults (paper, P = 4): epochs 0-2 -> 1, 3-7 -> 16,
-    8-12 -> 32, 13+ -> 64.
-
-    Args:
-        exponent: P, integer >= 0.
-        warmup_epochs: integer >= 0.
-        epochs_per_step: epochs per grown size (integer >= 1).
-        growth_steps: number of sizes after the warm-up (integer >= 1).
-        warmup_batch_size: integer >= 1.
-    """
-
-    name = "adabatch"
-
-    def __init__(self, exponent=4, warmup_epochs=3, epochs_per_step=5, growth_steps=3,
-                 warmup_batch_size=1):
-        self.exponent = _int("exponent", exponent, 0)
-        self.warmup_epochs = _int("warmup_epochs", warmup_epochs, 0)
-        self.epochs_per_step = _int("epochs_per_step", epochs_per_step, 1)
-        self.growth_steps = _int("growth_steps", growth_steps, 1)
-        self.warmup_batch_size = _int("warmup_batch_size", warmup_batch_size, 1)
-
-    def batch_size(self, epoch):
-        epoch = _epoch(epoch)
-        if epoch < self.warmup_epochs:
-            return self.warmup_batch_size
-        k = min((epoch - self.warmup_epochs) // self.epochs_per_step, self.growth_steps - 1)
-        return 2 ** (self.exponent + k)
-
-    def get_config(self):
-        return {
-            "exponent": self.exponent,
-            "warmup_epochs": self.warmup_epochs,
-            "epochs_per_step": self.epochs_per_step,
-            "growth_steps": self.growth_steps,
-            "warmup_batch_size": self.warmup_batch_size,
-        }
-
-
-class WarmAdaBatch(AdaBatch):
-    """WarmAdaBatch (FasTrCaps Alg. 5): AdaBatch sizes plus warm restarts synchronised with them.
-
-    The batch sizes follow AdaBatch; the default `growth_steps=1` is the paper's Section IV-E
-    setting (batch 1 for 3 epochs, then 16 for the rest; its T_i = 27 * 3,750 steps assumes a
-    constant 16). `lr_schedule` gives one cosine cycle over exactly the warm-up (small-batch)
-    steps and a second one over exactly all remaining steps, so the learning rate restarts at
-    lr_max on the first step with the larger batch.
-    """
-
-    name = "warmadabatch"
-
-    def __init__(self, exponent=4, warmup_epochs=3, epochs_per_step=5, growth_steps=1,
-                 warmup_batch_size=1):
-        super().__init__(exponent, warmup_epochs, epochs_per_step, growth_steps,
-                         warmup_batch_size)
-
-    def lr_schedule(self, num_examples, epochs, lr_min=1e-4, lr_max=1e-3):
-        """The WarmAdaBatch learning-rate schedule for `epochs` epochs of `num_examples`.
-
-        Returns:
-            PiecewiseCycles: WarmRestarts(lr_min, lr_max, S1) on steps [0, S1), S1 = steps of the
-            first min(warmup_epochs, epochs) epochs, then WarmRestarts(lr_min, lr_max, S - S1)
-            on [S1, S), S = total steps. One cycle over all S steps when there is no warm-up or
-            `epochs` <= warmup_epochs.
-        """
-        epochs = _int("epochs", epochs, 1)
-        _int("num_examples", num_examples, 1)
-        total = self.total_steps(num_examples, epochs)
-        if self.warmup_epochs == 0 or epochs <= self.warmup_epochs:
-            return PiecewiseCycles([], [WarmRestarts(lr_min, lr_max, total)])
-        first = self.total_steps(num_examples, self.warmup_epochs)
-        return PiecewiseCycles(
-            [first],
-            [WarmRestarts(lr_min, lr_max, first), WarmRestarts(lr_min, lr_max, total - first)],
-        )
-
-
-_BATCH_POLICIES = {"fixed": FixedBatch, "adabatch": AdaBatch, "warmadabatch": WarmAdaBatch}
-
-
-def make_batch_policy(name, **params):
-    """A batch-size policy by name: "fixed", "adabatch", "warmadabatch"."""
-    return _lookup("batch-size policy", _BATCH_POLICIES, name)(**params)
-
-
-def steps_for_epochs(policy, num_examples, epochs):
-    """Optimizer steps in each of the first `epochs` epochs under `policy` (a list of ints)."""
-    epochs = _int("epochs", epochs, 0)
-    return [policy.steps_per_epoch(e, num_examples) for e in range(epochs)]
-
-
-LR_POLICIES = ("fixed", "step", "exponential", "polynomial", "one_cycle", "warm_restarts",
-               "cosine", "triangular", "warmadabatch")
-
-
-def schedule_for_run(policy, num_examples, epochs, batch_policy, lr=1e-3, lr_min=1e-4,
-                     decay_rate=0.96, decay_steps=2000, drop=0.5, drop_epochs=10, power=1.0,
-                     cycle_epochs=1.0, cycle_mult=1.0):
-    """The LR schedule of a training run, with step counts derived from its batch policy.
-
-    Epoch-based lengths (cycles, drops, totals) are converted to steps with the steps that
-    `batch_policy` really produces, so they stay right when the batch size changes.
-
-    Args:
-        policy: one of LR_POLICIES. "warmadabatch" takes `batch_policy.lr_schedule` (a
-            WarmAdaBatch policy is required): one cosine cycle over the small-batch phase,
-            a second over the rest.
-        num_examples: training examples per epoch.
-        epochs: training epochs.
-        batch_policy: a BatchSizePolicy.
-        lr: the initial / maximum learning rate; lr_min the minimum.
-        decay_rate, decay_steps: exponential decay (paper: 0.96 every 2,000 steps).
-        drop, drop_epochs: step decay (lr *= drop every drop_epochs epochs).
-        power: polynomial decay from lr to lr_min over the run.
-        cycle_epochs, cycle_mult: warm restarts (first cycle length in epochs, growth) and
-            triangular (half-cycle length in epochs).
-    """
-    per_epoch = steps_for_epochs(batch_policy, num_examples, epochs)
-    total = sum(per_epoch)
-
-    def epochs_to_steps(n):
-        whole = int(n)
-        steps = sum(per_epoch[:whole])
-        if whole < len(per_epoch):
-            steps += int(round((n - whole) * per_epoch[whole]))
-        return max(1, steps)
-
-    policy = policy.lower().replace("-", "_")
-    if policy == "warmadabatch":
-        if not isinstance(batch_policy, WarmAdaBatch):
-            raise ValueError("lr policy 'warmadabatch' needs batch policy 'warmadabatch'.")
-        return batch_policy.lr_schedule(num_examples, epochs, lr_min=lr_min, lr_max=lr)
-    if policy == "fixed":
-        return FixedLR(lr)
-    if policy == "step":
-        return StepDecay(lr, drop, epochs_to_steps(drop_epochs))
-    if policy == "exponential":
-        return ExponentialDecay(lr, decay_rate, decay_steps)
-    if policy == "polynomial":
-        return PolynomialDecay(lr, lr_min, total, power)
-    if policy == "one_cycle":
-        return OneCycle(lr_min, lr, total)
-    if policy == "warm_restarts":
-        return WarmRestarts(lr_min, lr, epochs_to_steps(cycle_epochs), cycle_mult)
-    if policy == "cosine":
-        return CosineAnnealing(lr, lr_min, total)
-    if policy == "triangular":
-        return Triangular(lr_min, lr, epochs_to_steps(cycle_epochs))
-    raise ValueError(f"unknown lr policy {policy!r}; choose one of {list(LR_POLICIES)}.")
+__all__ = [
+    "CosineAnnealing",
+    "ExponentialDecay",
+    "FixedLR",
+    "OneCycle",
+    "PiecewiseCycles",
+    "PolynomialDecay",
+    "StepDecay",
+    "Triangular",
+    "WarmRestarts",
+    "make_schedule",
+]
