@@ -92,7 +92,7 @@ def test_cnn_baseline_matches_the_capsnet_backbone():
 
 def test_reference_models_are_shipped_with_cards():
     names = pretrained_lib.available()
-    assert "fashion_mnist_mcu_s" in names
+    assert {"fashion_mnist_mcu_s", "fashion_mnist_mcu_m"} <= set(names)
     for name in names:
         card = pretrained_lib.pretrained_card(name)
         for key in ("dataset", "command", "accuracy", "int8_bytes", "arena_bytes", "params"):
@@ -100,8 +100,8 @@ def test_reference_models_are_shipped_with_cards():
         assert len(pretrained_lib.pretrained_tflite(name)) == card["int8_bytes"]
 
 
-def test_reference_model_loads_with_safe_mode_and_matches_its_card():
-    name = "fashion_mnist_mcu_s"
+@pytest.mark.parametrize("name", ["fashion_mnist_mcu_s", "fashion_mnist_mcu_m"])
+def test_reference_model_loads_with_safe_mode_and_matches_its_card(name):
     model = pretrained_lib.pretrained(name)
     card = pretrained_lib.pretrained_card(name)
     assert model.count_params() == card["params"]
@@ -116,12 +116,12 @@ def test_reference_model_loads_with_safe_mode_and_matches_its_card():
 @pytest.mark.real_data
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR),
                     reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-def test_reference_model_accuracy_on_real_test_images():
+@pytest.mark.parametrize("name", ["fashion_mnist_mcu_s", "fashion_mnist_mcu_m"])
+def test_reference_model_accuracy_on_real_test_images(name):
     from keras_caps import data
     from tflite.evaluate import accuracy as litert_accuracy
     from tflite.evaluate import keras_accuracy
 
-    name = "fashion_mnist_mcu_s"
     card = pretrained_lib.pretrained_card(name)
     images, labels = data.load_arrays("fashion_mnist", "test", max_examples=1000)
     float_acc = keras_accuracy(pretrained_lib.pretrained(name), images, labels)
