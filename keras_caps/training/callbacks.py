@@ -157,7 +157,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         checkpoints/last.keras   model + optimizer (the resume point)
         checkpoints/state.json   {"epoch": completed epochs, "history": [...], "best": ...}
         history.csv              one row per completed epoch
-        best.keras               the model with the best `monitor` so far (if monitored)
+        best.keras               the model (or `best_model(model)`) with the best `monitor`
+                                 so far (if monitored)
 
     A run interrupted at any point resumes from the last completed epoch; an epoch is never
     recorded twice because history lives in the same state file as the epoch counter.
@@ -168,9 +169,16 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         monitor: metric for best.keras (e.g. "val_lengths_accuracy"); None to skip.
         mode: "max" or "min".
         best: best monitored value so far (resumed).
+        best_model: callable model -> the model saved as best.keras (None: the model itself;
+            `fit_distiller` saves the Distiller's student).
+
+    Example:
+        >>> checkpoint = ResumableCheckpoint("runs/a", monitor="val_accuracy")
+        >>> model.fit(train_ds, validation_data=val_ds, callbacks=[checkpoint])
     """
 
-    def __init__(self, model_dir, history=None, monitor=None, mode="max", best=None):
+    def __init__(self, model_dir, history=None, monitor=None, mode="max", best=None,
+                 best_model=None):
         super().__init__()
         self.model_dir = model_dir
         self.checkpoint_dir = os.path.join(model_dir, "checkpoints")
@@ -178,6 +186,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.mode = mode
         self.best = best
+        self.best_model = best_model
 
     def _improved(self, value):
         if self.best is None:
@@ -190,7 +199,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.history.append(row)
         if self.monitor and self.monitor in row and self._improved(row[self.monitor]):
             self.best = row[self.monitor]
-            save_model(self.model, os.path.join(self.model_dir, "best.keras"))
+            best_model = self.best_model(self.model) if self.best_model else self.model
+            save_model(best_model, os.path.join(self.model_dir, "best.keras"))
         save_checkpoint(self.model, self.checkpoint_dir,
                         {"epoch": int(epoch) + 1, "history": self.history, "best": self.best,
                          "monitor": self.monitor})

@@ -49,27 +49,17 @@ Shapes: B batch, J classes, D class-capsule dimension, (H, W, C) image.
 
 from __future__ import annotations
 
-import os
 import types
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_caps import data as data_lib
 from keras_caps.capsule_ops import safe_length
-from keras_caps.io_utils import save_model, write_json
+from keras_caps.io_utils import save_model
 from keras_caps.losses import ReconstructionLoss, margin_loss
 from keras_caps.models.heads import has_decoder, image_input
-from keras_caps.training.callbacks import ResumableCheckpoint, StopOnNonFiniteLoss
-from keras_caps.training.loop import (
-    EpochTimer,
-    batch_size_fn,
-    build_or_resume,
-    check_splits,
-    run_directory,
-)
-from keras_caps.training.run_dir import data_fingerprint
+from keras_caps.training.loop import FitTarget, fit_resumable
 
 TASK_LOSSES = ("margin", "crossentropy")
 
@@ -417,11 +407,24 @@ class Distiller(keras.Model):
         return cls(**config)
 
 
-# ------------------------------------------------------------------------------ resumable loop
+# ------------------------------------------------------------------------------ fitting
 
 
 class BestStudentCheckpoint(keras.callbacks.Callback):
-    """Saves `model.student` to `path` whenever `monitor` improves (max); resumes its best."""
+    """Saves `model.student` to `path` whenever `monitor` improves (max).
+
+    For a `Distiller.fit` of your own; `fit_distiller` keeps best.keras with its checkpoint
+    (`ResumableCheckpoint(best_model=...)`).
+
+    Args:
+        path: the .keras file to write.
+        monitor: the log key to maximise.
+        best: the best value so far (a resumed run's), or None.
+
+    Example:
+        >>> distiller.fit(train_ds, validation_data=val_ds, epochs=5,
+        ...               callbacks=[BestStudentCheckpoint("best_student.keras")])
+    """
 
     def __init__(self, path, monitor="val_accuracy", best=None):
         super().__init__()
@@ -438,91 +441,83 @@ class BestStudentCheckpoint(keras.callbacks.Callback):
             save_model(self.model.student, self.path)
 
 
+def distiller_target(distiller):
+    """The `FitTarget` of a `Distiller` for `fit_resumable`.
+
+    Args:
+        distiller: what `build_distiller` returned.
+    Returns:
+        FitTarget: accuracy "accuracy" (the student's), best.keras and model.keras hold the
+        student alone, test_kd_loss / test_task_loss and teacher_params in the metrics.
+    Raises:
+        ValueError: `distiller` is not a Distiller.
+
+    Example:
+        >>> distiller_target(Distiller(teacher, student)).accuracy
+        'accuracy'
+    """
+    if not isinstance(distiller, Distiller):
+        raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
+    return FitTarget(
+        accuracy="accuracy",
+        num_classes=distiller.num_classes,
+        product=lambda d: d.student,
+        test_keys=("kd_loss", "task_loss"),
+        sizes=lambda d: {"params": int(d.student.count_params()),
+                         "teacher_params": int(d.teacher.count_params())},
+    )
+
+
 def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_size=None,
                   batch_policy=None, strategy=None, augment_shift=0, seed=0, verbose=1,
                   callbacks=(), run_config=None, overwrite=False):
-    """Distils epoch by epoch, resuming from `model_dir` when a checkpoint is there.
+    """Distils epoch by epoch with `fit_resumable`, resuming from `model_dir`.
 
-    Like `fit_capsnet`: each epoch rebuilds its tf.data pipeline with the batch size of the
-    policy and runs one `fit` epoch. Under `model_dir`: checkpoints/ (the whole Distiller with
-    its optimizer: the resume point), history.csv, logs/ (TensorBoard), best.keras (the best
-    student by val_accuracy), and at the end model.keras (the student alone) and metrics.json.
+    The loop of `fit_capsnet` (the same lock, config, checkpoint, NaN-loss checks and
+    multi-worker handling) with a `Distiller`. Under `model_dir`: checkpoints/ (the whole
+    Distiller with its optimizer: the resume point), history.csv, logs/ (TensorBoard),
+    best.keras (the best student by val_accuracy), and at the end model.keras (the student
+    alone) and metrics.json.
 
     Args:
         build_distiller: callable returning a compiled `Distiller`; called inside the strategy
             scope, only when there is no checkpoint to resume.
-        train_data, val_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        val_data: the validation split, the same form.
+        model_dir: run folder.
         epochs: total epochs (a resumed run trains only the missing ones).
-        batch_size / batch_policy / strategy / augment_shift / seed / verbose / callbacks /
-            run_config / overwrite: as in `keras_caps.training.fit_capsnet` (the same lock,
-            checkpoint, config and NaN-loss checks).
+        batch_size: fixed batch size (when `batch_policy` is None).
+        batch_policy: object with `batch_size(epoch)` (0-based epoch).
+        strategy: a tf.distribute strategy (None: default).
+        augment_shift: random shift augmentation in pixels (0: none).
+        seed: shuffling / augmentation seed (epoch e uses seed + e).
+        verbose: Keras progress bar (1) or silence (0).
+        callbacks: extra Keras callbacks (run before the checkpoint: what they add to the
+            logs reaches history.csv).
+        run_config: dict saved as config.json (a resume with a different one is an error).
+        overwrite: move what `model_dir` holds to a backup folder and start fresh.
     Returns:
-        metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss, epochs,
-        train_time_s, params (student), teacher_params, history, model_path.
+        metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss,
+        best_test_accuracy, epochs, train_time_s, params (student), teacher_params, history,
+        model_path.
+    Raises:
+        ValueError: `build_distiller` did not return a Distiller; and the errors of
+            `fit_resumable` (RunDirError, InputDataError, NonFiniteLossError).
+
+    Example:
+        >>> def build():
+        ...     distiller = Distiller(teacher, student, temperature=3.0)
+        ...     distiller.compile(keras.optimizers.Adam(1e-3))
+        ...     return distiller
+        >>> metrics = fit_distiller(build, (x_train, y_train), (x_test, y_test), "runs/kd",
+        ...                         epochs=5, batch_size=64)
+        >>> student = keras.saving.load_model(metrics["model_path"])
     """
-    batch_of = batch_size_fn(batch_size, batch_policy)
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    train_data, val_data = check_splits(train_data, val_data)
-    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
-    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
-        return _fit_distiller(build_distiller, train_data, val_data, out_dir, epochs, batch_of,
-                              rd, strategy, augment_shift, seed, verbose, callbacks)
-
-
-def _fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_of, rd,
-                   strategy, augment_shift, seed, verbose, callbacks):
-    distiller = build_or_resume(rd, build_distiller, strategy)
-    state, checkpoint_dir = rd.state, rd.checkpoint_dir
-    if not isinstance(distiller, Distiller):
-        raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
-    expected = tuple(image_input(distiller.student).shape[1:])
-    for name, (images, labels) in (("training", train_data), ("validation", val_data)):
-        if tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"{name} images have shape {tuple(images.shape[1:])} but the student expects "
-                f"{expected}; choose the matching dataset or models."
-            )
-        if len(images) != len(labels) or len(images) == 0:
-            raise ValueError(f"{name}: {len(images)} images and {len(labels)} labels; need the "
-                             "same positive number.")
-    start = state["epoch"] if state else 0
-    history = state["history"] if state else None
-    checkpoint = ResumableCheckpoint(model_dir, history=history, monitor=None)
-    best = max((r["val_accuracy"] for r in history or [] if "val_accuracy" in r), default=None)
-    best_student = BestStudentCheckpoint(os.path.join(model_dir, "best.keras"), best=best)
-    timer = EpochTimer()
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
-    val_ds = data_lib.make_dataset(*val_data, batch_size=max(batch_of(0), 64), shuffle=False,
-                                   num_classes=distiller.num_classes)
-    if start and verbose:
-        print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
-    for epoch in range(start, int(epochs)):
-        train_ds = data_lib.make_dataset(*train_data, batch_size=batch_of(epoch), shuffle=True,
-                                         augment_shift=augment_shift, seed=seed + epoch,
-                                         num_classes=distiller.num_classes)
-        distiller.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, validation_data=val_ds,
-                      callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, best_student,
-                                 checkpoint, tensorboard, *callbacks],
-                      shuffle=False, verbose=verbose)
-    results = distiller.evaluate(val_ds, verbose=0, return_dict=True)
-    history = checkpoint.history
-    metrics = {
-        "test_accuracy": float(results["accuracy"]),
-        "test_loss": float(results["loss"]),
-        "test_kd_loss": float(results["kd_loss"]),
-        "test_task_loss": float(results["task_loss"]),
-        "best_test_accuracy": max((r.get("val_accuracy", 0.0) for r in history), default=None),
-        "epochs": len(history),
-        "train_time_s": float(sum(r.get("time_s", 0.0) for r in history)),
-        "params": int(distiller.student.count_params()),
-        "teacher_params": int(distiller.teacher.count_params()),
-        "history": history,
-        "model_path": os.path.join(model_dir, "model.keras"),
-    }
-    distiller.save_student(metrics["model_path"])
-    write_json(os.path.join(model_dir, "metrics.json"), metrics)
-    return metrics
+    return fit_resumable(build_distiller, train_data, val_data, model_dir, epochs,
+                         distiller_target, batch_size=batch_size, batch_policy=batch_policy,
+                         strategy=strategy, augment_shift=augment_shift, seed=seed,
+                         verbose=verbose, callbacks=callbacks, run_config=run_config,
+                         overwrite=overwrite)
 
 
 __all__ = [
@@ -532,6 +527,7 @@ __all__ = [
     "TASK_LOSSES",
     "capsule_matching_loss",
     "distillation_kl",
+    "distiller_target",
     "fit_distiller",
     "length_crossentropy",
     "length_logits",
