@@ -54,6 +54,7 @@ import types
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution  # what compiled losses use
 
 from keras_caps.capsule_ops import safe_length
 from keras_caps.io_utils import save_model
@@ -188,8 +189,10 @@ class Distiller(keras.Model):
     (`student.losses`, e.g. from `with_l2_regularization`) are added to the training loss.
 
     Gradients reach the student only: the teacher is set `trainable = False` and runs in
-    inference mode. Under tf.distribute the loss is divided by the number of replicas before
-    the gradient (the gradients are summed across replicas), as Keras does for compiled losses.
+    inference mode. The loss is `compute_loss` (Keras' hook; it runs the teacher and returns
+    the loss per replica under tf.distribute, scaled as Keras scales compiled losses) and the
+    accuracy `compute_metrics`; only the forward pass is the Distiller's own (`train_step`:
+    a student with a decoder needs the labels).
 
     Args:
         teacher: keras_caps model (capsnet / deep_capsnet, any decoder), already trained.
@@ -202,7 +205,19 @@ class Distiller(keras.Model):
         recon_weight: weight of the student's sum-of-squares reconstruction loss (students
             with a decoder only; 0 turns it off).
         score_epsilon: eps of z = log(|v| + eps).
-        m_plus, m_minus, down_weight: margin-loss constants.
+        m_plus: margin-loss target length of the true class (Sabour: 0.9).
+        m_minus: margin-loss bound on the other classes' lengths (Sabour: 0.1).
+        down_weight: margin-loss weight lambda of the other classes (Sabour: 0.5).
+        **kwargs: keras.Model arguments (name, ...).
+
+    Example:
+        >>> from keras_caps.models import capsnet
+        >>> teacher = keras.saving.load_model("runs/teacher/model.keras")
+        >>> student = capsnet(input_shape=(28, 28, 1), conv_filters=64, class_dim=8)
+        >>> distiller = Distiller(teacher, student, temperature=3.0, alpha=1.0, beta=1.0)
+        >>> distiller.compile(keras.optimizers.Adam(1e-3))
+        >>> distiller.fit(keras_caps.data.make_dataset(x_train, y_train, 64), epochs=5)
+        >>> distiller.save_student("student.keras")
     """
 
     def __init__(self, teacher, student, temperature=3.0, alpha=1.0, beta=1.0,
@@ -332,46 +347,108 @@ class Distiller(keras.Model):
         return {"loss": total, "kd_loss": kd, "task_loss": task, "capsule_loss": caps,
                 "reconstruction_loss": recon}
 
-    def _forward(self, data, training):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        images = x["image"] if isinstance(x, dict) else x
-        if y is None:
-            raise ValueError("Distiller.fit/evaluate need labels: pass (images, labels).")
-        labels = _one_hot(y, self.num_classes)
-        teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
-        student_in = {"image": images, "label": labels} if self.student_has_decoder else images
-        student_out = self._views.student(student_in, training=training)
-        return images, labels, teacher_caps, student_out
+    def student_outputs(self, x, y, training=False):
+        """The student's forward pass that the loss needs: `compute_loss`'s `y_pred`.
 
-    def _update_metrics(self, terms, labels, student_out):
+        Args:
+            x: images (B, H, W, C) or {"image": images}.
+            y: one-hot (B, J) or integer (B,) labels (a student with a decoder reconstructs
+                from the capsule of the true class).
+            training: the student's training mode.
+        Returns:
+            {"capsules": (B, J, Ds)[, "reconstruction": (B, H, W, C)]}.
+
+        Example:
+            >>> out = distiller.student_outputs(images, labels)
+            >>> loss = distiller.compute_loss(images, labels, out, training=False)
+        """
+        images = x["image"] if isinstance(x, dict) else x
+        labels = _one_hot(y, self.num_classes)
+        student_in = {"image": images, "label": labels} if self.student_has_decoder else images
+        return self._views.student(student_in, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The distillation loss of one batch, as Keras' `fit` / `evaluate` take it.
+
+        Runs the frozen teacher on the images (inference mode, no gradient), combines its
+        class capsules with the student's by `compute_losses`, adds the student's
+        regularization losses when training, and updates the loss metrics (loss, kd_loss,
+        task_loss, ...).
+
+        Args:
+            x: images (B, H, W, C) or {"image": images}.
+            y: one-hot (B, J) or integer (B,) labels.
+            y_pred: the student's outputs, from `student_outputs`.
+            sample_weight: ignored (sample weights are not supported).
+            training: whether the student's regularization losses are added (the training
+                loss has them, the validation loss does not).
+        Returns:
+            Scalar loss per replica: under tf.distribute divided by the replicas in sync by
+            Keras' own scaling (the gradients are summed across replicas), as Keras does for
+            compiled losses; the metrics record the unscaled loss.
+
+        Example:
+            >>> y_pred = distiller.student_outputs(images, labels, training=True)
+            >>> loss = distiller.compute_loss(images, labels, y_pred)
+        """
+        del sample_weight  # not supported (see the class docstring)
+        images = x["image"] if isinstance(x, dict) else x
+        teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
+        terms = self.compute_losses(_one_hot(y, self.num_classes), teacher_caps, y_pred, images)
+        if training and self.student.losses:
+            terms["loss"] = terms["loss"] + ops.sum(ops.stack(self.student.losses))
         self.loss_tracker.update_state(terms["loss"])
         self.kd_tracker.update_state(terms["kd_loss"])
         self.task_tracker.update_state(terms["task_loss"])
         self.capsule_tracker.update_state(terms["capsule_loss"])
         self.recon_tracker.update_state(terms["reconstruction_loss"])
-        self.accuracy_metric.update_state(labels, safe_length(student_out["capsules"]))
-        return {m.name: m.result() for m in self.metrics}
+        return scale_loss_for_distribution(terms["loss"])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the student's accuracy and returns every metric of `metrics`.
+
+        Args:
+            x: the batch's inputs (unused).
+            y: one-hot (B, J) or integer (B,) labels.
+            y_pred: the student's outputs, from `student_outputs`.
+            sample_weight: ignored.
+        Returns:
+            {metric name: value}.
+        """
+        del x, sample_weight
+        self.accuracy_metric.update_state(_one_hot(y, self.num_classes),
+                                          safe_length(y_pred["capsules"]))
+        return self.get_metrics_result()
+
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError("Distiller.fit/evaluate need labels: pass (images, labels).")
+        return x, _one_hot(y, self.num_classes), sample_weight
 
     def train_step(self, data):
+        # Keras' default train_step but for the forward pass: Keras' takes y_pred = self(x),
+        # the student's lengths, while the loss needs the student's class capsules and, for a
+        # student with a decoder, its reconstruction, which the decoder makes from the
+        # capsule of the true class: the forward pass needs the labels (`student_outputs`).
+        # The loss (with its replica scaling) and the metrics are Keras' compute_loss /
+        # compute_metrics, overridden above.
+        x, y, sample_weight = self._unpack(data)
         with tf.GradientTape() as tape:
-            images, labels, teacher_caps, student_out = self._forward(data, training=True)
-            terms = self.compute_losses(labels, teacher_caps, student_out, images)
-            loss = terms["loss"]
-            if self.student.losses:
-                loss = loss + ops.sum(ops.stack(self.student.losses))
-            terms["loss"] = loss
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = loss / replicas if replicas > 1 else loss
-            scaled = self.optimizer.scale_loss(scaled)
+            y_pred = self.student_outputs(x, y, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_weights
-        grads = tape.gradient(scaled, variables)
+        grads = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
-        return self._update_metrics(terms, labels, student_out)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def test_step(self, data):
-        images, labels, teacher_caps, student_out = self._forward(data, training=False)
-        terms = self.compute_losses(labels, teacher_caps, student_out, images)
-        return self._update_metrics(terms, labels, student_out)
+        # the forward pass of train_step (it needs the labels), in inference mode
+        x, y, sample_weight = self._unpack(data)
+        y_pred = self.student_outputs(x, y, training=False)
+        self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
     # -- saving ---------------------------------------------------------------------------------
 
