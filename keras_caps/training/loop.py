@@ -1,4 +1,5 @@
-"""Compiling and fitting keras_caps models: resumable, per-epoch loop, any batch-size policy."""
+"""Compiling and fitting keras_caps models: the one resumable, per-epoch loop (`fit_resumable`)
+that every trainer runs through, with any batch-size policy."""
 
 from __future__ import annotations
 
