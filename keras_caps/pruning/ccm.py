@@ -45,6 +45,19 @@ def channel_correlations(feature_map, reduction="sample", epsilon=CCM_EPSILON):
         epsilon: added to each variance (constant channels get correlation 0).
     Returns:
         (B, C, C) or (1, C, C) correlations; the diagonal is var / (var + epsilon) (~1).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning.ccm import channel_correlations
+
+    base = np.random.default_rng(0).normal(size=(2, 5, 5, 1)).astype("float32")
+    maps = np.concatenate([base, -2.0 * base], axis=-1)  # (B, H, W, C): C = 2, anticorrelated
+    corr = np.asarray(channel_correlations(maps))  # (B, C, C)
+    assert corr.shape == (2, 2, 2)
+    np.testing.assert_allclose(corr[:, 0, 1], -1.0, atol=1e-4)
+    ```
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
@@ -80,6 +93,19 @@ def ccm(feature_map, reduction="sample", epsilon=CCM_EPSILON):
         epsilon: variance epsilon.
     Returns:
         Scalar float32 tensor in [0, 1].
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning import ccm
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 8, 8, 1)).astype("float32")
+    same = np.concatenate([base, 2.0 * base + 1.0], axis=-1)  # (B, H, W, C): redundant
+    assert abs(float(ccm(same)) - 1.0) < 1e-4
+    assert float(ccm(rng.normal(size=(4, 16, 16, 3)).astype("float32"))) < 0.1  # independent
+    ```
     """
     c = feature_map.shape[-1]
     if c is None:
@@ -137,14 +163,34 @@ class CCMTrainer(keras.Model):
         epsilon: CCM variance epsilon.
         **kwargs: keras.Model arguments (name, default "ccm_trainer").
 
+    Call arguments:
+        inputs: the wrapped model's inputs (images (B, H, W, C), or {"image", "label"}).
+        training: training mode (BatchNormalization).
+
     Example:
-        >>> from keras_caps.models import deep_capsnet
-        >>> from keras_caps.training import compile_capsnet, fit_capsnet
-        >>> def build():
-        ...     return compile_capsnet(CCMTrainer(deep_capsnet(10, 8, 1), alpha=0.1))
-        >>> metrics = fit_capsnet(build, (x_train, y_train), (x_test, y_test), "runs/ccm",
-        ...                       epochs=5, batch_size=64)
-        >>> capsnet = unwrap(keras.saving.load_model(metrics["model_path"]))
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_caps.models import deep_capsnet
+    from keras_caps.pruning import CCMTrainer, unwrap
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    def build():
+        capsnet = deep_capsnet(4, 2, input_shape=(12, 12, 1), backbone_filters=(8, 8, 8),
+                               class_dim=4)
+        return compile_capsnet(CCMTrainer(capsnet, alpha=0.1))
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+    metrics = fit_capsnet(build, (images, labels), (images, labels), "ccm_run", epochs=1,
+                          batch_size=8, verbose=0)
+    assert {"loss", "margin", "ccm", "ccm_relu1"} <= set(metrics["history"][0])
+    capsnet = unwrap(keras.saving.load_model(metrics["model_path"]))  # for pruning / export
+    assert capsnet.predict(images[:2].astype("float32") / 255, verbose=0)["lengths"].shape \
+        == (2, 10)
+    ```
     """
 
     def __init__(self, capsnet, alpha=0.1, taps=None, reduction="sample", epsilon=CCM_EPSILON,
@@ -192,6 +238,14 @@ class CCMTrainer(keras.Model):
         return self.capsnet.output
 
     def get_layer(self, name=None, index=None):
+        """A layer of the wrapped model (so `fit_capsnet` finds "length" and the heads).
+
+        Args:
+            name: the layer's name.
+            index: or its index in the wrapped model's layers.
+        Returns:
+            The layer.
+        """
         return self.capsnet.get_layer(name=name, index=index)
 
     def call(self, inputs, training=None):
@@ -225,8 +279,21 @@ class CCMTrainer(keras.Model):
             Scalar loss per replica.
 
         Example:
-            >>> y_pred = trainer(x, training=True)
-            >>> loss = trainer.compute_loss(x, y, y_pred)
+
+        ```python
+        import numpy as np
+        from keras_caps.models import deep_capsnet
+        from keras_caps.pruning import CCMTrainer
+        from keras_caps.training import compile_capsnet
+
+        trainer = compile_capsnet(CCMTrainer(deep_capsnet(
+            4, 2, input_shape=(12, 12, 1), backbone_filters=(8, 8, 8), class_dim=4), alpha=0.5))
+        x = np.random.default_rng(0).uniform(0, 1, (4, 12, 12, 1)).astype("float32")
+        y = {"lengths": np.eye(10, dtype="float32")[[0, 1, 2, 3]]}
+        loss = trainer.compute_loss(x, y, trainer(x, training=True))
+        margin, ccm = trainer.margin_tracker.result(), trainer.ccm_tracker.result()
+        np.testing.assert_allclose(float(loss), float(margin) - 0.5 * float(ccm), rtol=1e-5)
+        ```
         """
         task = super().compute_loss(x, y, y_pred["outputs"], sample_weight, training)
         per_layer = [ccm(y_pred["features"][t], self.reduction, self.epsilon)
@@ -254,6 +321,13 @@ class CCMTrainer(keras.Model):
         return super().compute_metrics(x, y, y_pred["outputs"], sample_weight=sample_weight)
 
     def predict_step(self, data):
+        """The wrapped model's outputs for one batch (`call` also returns the feature maps).
+
+        Args:
+            data: a batch of inputs (or (inputs, targets)).
+        Returns:
+            The wrapped model's outputs ({"lengths"[, "reconstruction"]}).
+        """
         return super().predict_step(data)["outputs"]
 
     # --- serialization ---

@@ -131,9 +131,25 @@ def qat_finetune(model, spec, images, labels, epochs=1, batch_size=64, learning_
             differ in number or are empty.
 
     Example:
-        >>> spec = simulate.complete_spec(model, spec_lib.uniform_spec(model, 4), calibration)
-        >>> tuned, losses = qat_finetune(model, spec, x_train, y_train, epochs=2)
-        >>> qmodel = simulate.quantized_model(tuned, spec)
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+    from keras_caps.quantization import Calibration, complete_spec, quantized_model, uniform_spec
+    from keras_caps.quantization.qat import qat_finetune
+
+    model = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3,
+                    primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                    decoder=None)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (16, 12, 12, 1)).astype("float32")  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+    spec = complete_spec(model, uniform_spec(model, 4), Calibration(model, images))
+    tuned, losses = qat_finetune(model, spec, images, labels, epochs=2, batch_size=8)
+    assert len(losses) == 2
+    qmodel = quantized_model(tuned, spec)  # the fine-tuned fixed-point model
+    assert qmodel.predict(images[:2], verbose=0).shape == (2, 10)  # (B, J)
+    ```
     """
     spec = validate(spec, model)
     missing = [n for n, e in spec["layers"].items()

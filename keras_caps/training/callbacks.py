@@ -173,8 +173,29 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             `fit_distiller` saves the Distiller's student).
 
     Example:
-        >>> checkpoint = ResumableCheckpoint("runs/a", monitor="val_accuracy")
-        >>> model.fit(train_ds, validation_data=val_ds, callbacks=[checkpoint])
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import os
+    from keras_caps import data
+    from keras_caps.training import ResumableCheckpoint, compile_capsnet, model_io
+
+    model = compile_capsnet(tiny())
+    ds = data.make_dataset(images, labels, batch_size=8).map(model_io(model))
+    model.fit(ds, validation_data=ds, epochs=2, verbose=0,
+              callbacks=[ResumableCheckpoint("run", monitor="val_accuracy")])
+    assert os.path.exists("run/checkpoints/last.keras") and os.path.exists("run/best.keras")
+    ```
     """
 
     def __init__(self, model_dir, history=None, monitor=None, mode="max", best=None,

@@ -115,13 +115,35 @@ class Distiller(keras.Model):
         **kwargs: keras.Model arguments (name, ...).
 
     Example:
-        >>> from keras_caps.models import capsnet
-        >>> teacher = keras.saving.load_model("runs/teacher/model.keras")
-        >>> student = capsnet(input_shape=(28, 28, 1), conv_filters=64, class_dim=8)
-        >>> distiller = Distiller(teacher, student, temperature=3.0, alpha=1.0, beta=1.0)
-        >>> distiller.compile(keras.optimizers.Adam(1e-3))
-        >>> distiller.fit(keras_caps.data.make_dataset(x_train, y_train, 64), epochs=5)
-        >>> distiller.save_student("student.keras")
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    from keras_caps import data
+
+    distiller = Distiller(teacher, student, temperature=3.0, alpha=1.0, beta=1.0)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    logs = distiller.fit(data.make_dataset(images, labels, 8), epochs=1, verbose=0).history
+    assert {"loss", "kd_loss", "task_loss", "accuracy"} <= set(logs)
+    assert distiller.predict(images[:2] / 255.0, verbose=0).shape == (2, 10)  # student lengths
+    distiller.save_student("student.keras")  # the student alone
+    ```
     """
 
     def __init__(self, teacher, student, temperature=3.0, alpha=1.0, beta=1.0,
@@ -263,8 +285,30 @@ class Distiller(keras.Model):
             {"capsules": (B, J, Ds)[, "reconstruction": (B, H, W, C)]}.
 
         Example:
-            >>> out = distiller.student_outputs(images, labels)
-            >>> loss = distiller.compute_loss(images, labels, out, training=False)
+
+        ```python
+        import numpy as np
+        from keras_caps.models import capsnet
+
+        def tiny(**kw):  # a CapsNet for 12 x 12 images
+            return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                           primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+        labels = rng.integers(0, 10, 16)  # (N,)
+
+        import keras
+        from keras_caps.training.distillation import Distiller
+
+        teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+        student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                          primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+        distiller = Distiller(teacher, student)
+        out = distiller.student_outputs(images / 255.0, labels)
+        assert out["capsules"].shape == (16, 10, 4)  # (B, J, Ds)
+        ```
         """
         images = x["image"] if isinstance(x, dict) else x
         labels = _one_hot(y, self.num_classes)
@@ -292,8 +336,33 @@ class Distiller(keras.Model):
             compiled losses; the metrics record the unscaled loss.
 
         Example:
-            >>> y_pred = distiller.student_outputs(images, labels, training=True)
-            >>> loss = distiller.compute_loss(images, labels, y_pred)
+
+        ```python
+        import numpy as np
+        from keras_caps.models import capsnet
+
+        def tiny(**kw):  # a CapsNet for 12 x 12 images
+            return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                           primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+        labels = rng.integers(0, 10, 16)  # (N,)
+
+        import keras
+        from keras_caps.training.distillation import Distiller
+
+        teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+        student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                          primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+        distiller = Distiller(teacher, student, alpha=0.5)
+        x = images / 255.0
+        loss = distiller.compute_loss(x, labels, distiller.student_outputs(x, labels), training=False)
+        terms = {m.name: float(m.result()) for m in distiller.metrics}
+        np.testing.assert_allclose(float(loss), 0.5 * 9 * terms["kd_loss"] + terms["task_loss"],
+                                   rtol=1e-5)  # alpha T^2 KL + beta task, T = 3
+        ```
         """
         del sample_weight  # not supported (see the class docstring)
         images = x["image"] if isinstance(x, dict) else x
@@ -403,8 +472,37 @@ class BestStudentCheckpoint(keras.callbacks.Callback):
         best: the best value so far (a resumed run's), or None.
 
     Example:
-        >>> distiller.fit(train_ds, validation_data=val_ds, epochs=5,
-        ...               callbacks=[BestStudentCheckpoint("best_student.keras")])
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    import os
+    from keras_caps import data
+    from keras_caps.training.distillation import BestStudentCheckpoint
+
+    distiller = Distiller(teacher, student)
+    distiller.compile("adam")
+    ds = data.make_dataset(images, labels, 8)
+    distiller.fit(ds, validation_data=ds, epochs=1, verbose=0,
+                  callbacks=[BestStudentCheckpoint("best_student.keras")])
+    assert os.path.exists("best_student.keras")
+    ```
     """
 
     def __init__(self, path, monitor="val_accuracy", best=None):
@@ -434,8 +532,31 @@ def distiller_target(distiller):
         ValueError: `distiller` is not a Distiller.
 
     Example:
-        >>> distiller_target(Distiller(teacher, student)).accuracy
-        'accuracy'
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    from keras_caps.training.distillation import distiller_target
+
+    target = distiller_target(Distiller(teacher, student))
+    assert target.accuracy == "accuracy" and target.product(Distiller(teacher, student)) is student
+    ```
     """
     if not isinstance(distiller, Distiller):
         raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
@@ -486,13 +607,38 @@ def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batc
             `fit_resumable` (RunDirError, InputDataError, NonFiniteLossError).
 
     Example:
-        >>> def build():
-        ...     distiller = Distiller(teacher, student, temperature=3.0)
-        ...     distiller.compile(keras.optimizers.Adam(1e-3))
-        ...     return distiller
-        >>> metrics = fit_distiller(build, (x_train, y_train), (x_test, y_test), "runs/kd",
-        ...                         epochs=5, batch_size=64)
-        >>> student = keras.saving.load_model(metrics["model_path"])
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    from keras_caps.training.distillation import fit_distiller
+
+    def build():
+        distiller = Distiller(teacher, student, temperature=3.0)
+        distiller.compile(keras.optimizers.Adam(1e-3))
+        return distiller
+
+    metrics = fit_distiller(build, (images, labels), (images, labels), "kd", epochs=1,
+                            batch_size=8, verbose=0)
+    assert metrics["params"] < metrics["teacher_params"]
+    student = keras.saving.load_model(metrics["model_path"])  # the student alone
+    ```
     """
     return fit_resumable(build_distiller, train_data, val_data, model_dir, epochs,
                          distiller_target, batch_size=batch_size, batch_policy=batch_policy,

@@ -1,5 +1,8 @@
-"""Compiling and fitting keras_caps models: the one resumable, per-epoch loop (`fit_resumable`)
-that every trainer runs through, with any batch-size policy."""
+"""Fitting keras_caps models: the one resumable, per-epoch loop (`fit_resumable`) that every
+trainer runs through, with any batch-size policy.
+
+`compile_capsnet` and `accuracy_key` live in `keras_caps.models.compiling` (re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import keras
 from keras_caps import data as data_lib
 from keras_caps import validation
 from keras_caps.io_utils import save_model, write_json
-from keras_caps.losses import MarginLoss, ReconstructionLoss
+from keras_caps.models.compiling import accuracy_key, compile_capsnet  # noqa: F401 (re-exported)
 from keras_caps.models.heads import has_decoder, image_input
 from keras_caps.training.callbacks import (
     ResumableCheckpoint,
@@ -25,41 +28,6 @@ from keras_caps.training.callbacks import (
     read_state,
 )
 from keras_caps.training.run_dir import RunDirectory, data_fingerprint
-
-
-def accuracy_key(model):
-    """Key of the class accuracy in Keras logs ("val_" + key for validation).
-
-    Keras prefixes metric names with the output name only when a model has several outputs.
-    """
-    return "lengths_accuracy" if has_decoder(model) else "accuracy"
-
-
-def compile_capsnet(model, optimizer=None, recon_weight=0.0005, m_plus=0.9, m_minus=0.1,
-                    down_weight=0.5, jit_compile="auto", run_eagerly=False):
-    """Compiles a keras_caps model with the margin loss (+ reconstruction loss with a decoder).
-
-    Args:
-        model: from `capsnet` / `deep_capsnet`.
-        optimizer: a Keras optimizer (default Adam(1e-3)).
-        recon_weight: weight of the sum-of-squares reconstruction loss (Sabour: 0.0005).
-        m_plus, m_minus, down_weight: the margin loss (Sabour: 0.9, 0.1, 0.5).
-        jit_compile: passed to `model.compile` ("auto": XLA only where Keras enables it).
-        run_eagerly: train without tf.function (slow; for debugging a layer with pdb/print).
-    Returns:
-        The model, compiled; its accuracy is logged under `accuracy_key(model)`.
-    """
-    losses = {"lengths": MarginLoss(m_plus, m_minus, down_weight)}
-    if has_decoder(model):
-        losses["reconstruction"] = ReconstructionLoss(recon_weight)
-    model.compile(
-        optimizer=optimizer or keras.optimizers.Adam(1e-3),
-        loss=losses,
-        metrics={"lengths": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
-        jit_compile=jit_compile,
-        run_eagerly=run_eagerly,
-    )
-    return model
 
 
 def model_io(model):
@@ -203,7 +171,7 @@ class FitTarget:
     models of `compile_capsnet` (a `CCMTrainer` included), `distillation.distiller_target` for a
     `Distiller`.
 
-    Args:
+    Attributes:
         accuracy: key of the class accuracy in the Keras logs; "val_" + it picks best.keras.
         num_classes: J, the one-hot width of the labels.
         model_io: tf.data map (image, one-hot label) -> (model inputs, targets), or None to
@@ -214,9 +182,15 @@ class FitTarget:
         sizes: model -> the size entries of the metrics (default {"params": ...}).
 
     Example:
-        >>> target = FitTarget(accuracy="accuracy", num_classes=10)
-        >>> target.product(model) is model
-        True
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.training.loop import FitTarget
+
+    model = mcu_capsnet("S")
+    target = FitTarget(accuracy="accuracy", num_classes=10)  # feed (image, one-hot) as is
+    assert target.product(model) is model and target.sizes(model)["params"] > 0
+    ```
     """
 
     accuracy: str
@@ -237,8 +211,15 @@ def capsnet_target(model):
         and targets by `model_io`, the model itself saved as best.keras / model.keras.
 
     Example:
-        >>> capsnet_target(compile_capsnet(capsnet(input_shape=(28, 28, 1)))).accuracy
-        'lengths_accuracy'
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.training import compile_capsnet
+    from keras_caps.training.loop import capsnet_target
+
+    target = capsnet_target(compile_capsnet(mcu_capsnet("S", decoder="reduced")))
+    assert target.accuracy == "lengths_accuracy" and target.num_classes == 10
+    ```
     """
     return FitTarget(accuracy=accuracy_key(model),
                      num_classes=int(model.get_layer("length").output.shape[-1]),
@@ -308,12 +289,30 @@ def fit_resumable(build_model, train_data, val_data, model_dir, epochs, target=c
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
 
     Example:
-        >>> def build():
-        ...     return compile_capsnet(capsnet(input_shape=(28, 28, 1)))
-        >>> metrics = fit_resumable(build, (x_train, y_train), (x_test, y_test), "runs/a",
-        ...                         epochs=3, batch_size=64)
-        >>> metrics["epochs"]
-        3
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    from keras_caps.training import compile_capsnet
+    from keras_caps.training.loop import capsnet_target, fit_resumable
+
+    metrics = fit_resumable(lambda: compile_capsnet(tiny()), (images, labels), (images, labels),
+                            "run", epochs=2, target=capsnet_target, batch_size=8, verbose=0)
+    assert metrics["epochs"] == 2
+    # asked again for 3 epochs, it resumes from run/checkpoints and trains epoch 3 only
+    again = fit_resumable(lambda: compile_capsnet(tiny()), (images, labels), (images, labels),
+                          "run", epochs=3, batch_size=8, verbose=0)
+    assert [row["epoch"] for row in again["history"]] == [1, 2, 3]
+    ```
     """
     batch_of = batch_size_fn(batch_size, batch_policy)
     if int(epochs) < 1:
@@ -436,13 +435,27 @@ def fit_capsnet(
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
 
     Example:
-        >>> from keras_caps.models import capsnet
-        >>> def build():
-        ...     return compile_capsnet(capsnet(input_shape=(28, 28, 1)))
-        >>> metrics = fit_capsnet(build, (x_train, y_train), (x_test, y_test), "runs/a",
-        ...                       epochs=3, batch_size=64)
-        >>> sorted(metrics)[:3]
-        ['best_test_accuracy', 'epochs', 'history']
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    metrics = fit_capsnet(lambda: compile_capsnet(tiny()), (images, labels), (images, labels),
+                          "run", epochs=1, batch_size=8, verbose=0)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    model = keras.saving.load_model(metrics["model_path"])  # also run/best.keras, history.csv
+    ```
     """
     return fit_resumable(build_model, train_data, val_data, model_dir, epochs, capsnet_target,
                          batch_size=batch_size, batch_policy=batch_policy, strategy=strategy,
