@@ -186,6 +186,28 @@ def test_distill_binary_writes_artifacts_and_resumes(tmp_path):
                     datasets_override=data_pair)
 
 
+def test_fit_distiller_runs_user_callbacks_before_the_checkpoint(tmp_path):
+    """The loop of fit_capsnet: what a user callback adds to the logs reaches history.csv."""
+    from keras_caps.training.distillation import fit_distiller
+
+    class AddMetric(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["user_metric"] = 1.0 + epoch
+
+    def build():
+        d = Distiller(_teacher(), _student())
+        d.compile(keras.optimizers.Adam(1e-2))
+        return d
+
+    metrics = fit_distiller(build, _data(16), _data(8, 1), str(tmp_path / "kd"), epochs=1,
+                            batch_size=8, verbose=0, callbacks=[AddMetric()])
+    assert metrics["history"][0]["user_metric"] == 1.0
+    assert "user_metric" in (tmp_path / "kd" / "history.csv").read_text().splitlines()[0]
+    assert (tmp_path / "kd" / "best.keras").exists()
+    best = keras.saving.load_model(str(tmp_path / "kd" / "best.keras"))
+    assert best.get_layer("class_caps").capsule_dim == 4  # the student alone
+
+
 MIRRORED_SCRIPT = r"""
 import json
 import tensorflow as tf

@@ -1,8 +1,8 @@
 """The public API documents itself: every argument in an `Args:` section, and an `Example:` that runs.
 
 Covers the public objects (the `__all__` functions and classes a module defines) of
-keras_caps.models, keras_caps.layers, keras_caps.pruning (but ccm.py), keras_caps.quantization
-(but qat.py), keras_caps.capsule_ops and keras_caps.losses, and the examples of those modules'
+keras_caps.models, keras_caps.layers, keras_caps.pruning, keras_caps.quantization,
+keras_caps.capsule_ops and keras_caps.losses, and the examples of those modules'
 own docstrings. Conventions (keras-hub): `Args:` lists each parameter as `name: ...` (several
 may share one entry, `a, b: ...`; `**kwargs` included), layers list their call() parameters
 under `Call arguments:`, dataclasses their fields under `Attributes:`, and `Example:` holds
@@ -22,6 +22,7 @@ MODULES = [
     "keras_caps.models.baseline",
     "keras_caps.models.capsnet",
     "keras_caps.models.compat",
+    "keras_caps.models.compiling",
     "keras_caps.models.deep_capsnet",
     "keras_caps.models.heads",
     "keras_caps.models.mcu_capsnet",
@@ -31,6 +32,7 @@ MODULES = [
     "keras_caps.layers.dense_capsule",
     "keras_caps.layers.masking",
     "keras_caps.layers.primary_capsule",
+    "keras_caps.pruning.ccm",
     "keras_caps.pruning.chip",
     "keras_caps.pruning.magnitude",
     "keras_caps.pruning.selection",
@@ -41,6 +43,7 @@ MODULES = [
     "keras_caps.quantization.simulate",
     "keras_caps.quantization.memory",
     "keras_caps.quantization.report",
+    "keras_caps.quantization.qat",
     "keras_caps.capsule_ops",
     "keras_caps.losses",
 ]

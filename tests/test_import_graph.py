@@ -39,12 +39,7 @@ ROOT_LAYER = "models"
 BINARIES = ("train", "tflite", "benchmarks", "tests")
 #: Known back edges, each with the reason it is still there. The test fails when one is gone
 #: (remove it here then) as well as on any edge not listed.
-ALLOWED_BACK_EDGES = {
-    ("keras_caps.models.reference", "keras_caps.training"):
-        "pretrained(name, compile=True) calls training.compile_capsnet; compile_capsnet (margin "
-        "loss + metric, no fitting) belongs in the models layer and moves there with the "
-        "rewrite of training/loop.py (issue 16, item 3)",
-}
+ALLOWED_BACK_EDGES = {}
 
 
 def _modules():

@@ -2,6 +2,7 @@
 
 from keras_caps.models.baseline import cnn_baseline, cnn_like
 from keras_caps.models.capsnet import capsnet
+from keras_caps.models.compiling import accuracy_key, compile_capsnet
 from keras_caps.models.deep_capsnet import deep_capsnet
 from keras_caps.models.heads import (
     capsule_model,
@@ -20,8 +21,10 @@ __all__ = [
     "pretrained",
     "pretrained_card",
     "pretrained_tflite",
+    "accuracy_key",
     "capsnet",
     "cnn_baseline",
+    "compile_capsnet",
     "cnn_like",
     "capsule_model",
     "classifier",

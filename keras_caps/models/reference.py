@@ -116,7 +116,7 @@ def pretrained(name, compile=False):
     with importlib_resources.as_file(_path(name, ".keras")) as path:
         model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
     if compile:
-        from keras_caps.training import compile_capsnet
+        from keras_caps.models.compiling import compile_capsnet
 
         compile_capsnet(model)
     return model

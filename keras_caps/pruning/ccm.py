@@ -25,6 +25,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+# the replica scaling Keras applies to compiled losses (and undoes for its "loss" metric)
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+
 from keras_caps.models.heads import feature_model, unwrap
 
 #: Added to channel variances before the square root (finite gradients for constant channels).
@@ -42,6 +45,19 @@ def channel_correlations(feature_map, reduction="sample", epsilon=CCM_EPSILON):
         epsilon: added to each variance (constant channels get correlation 0).
     Returns:
         (B, C, C) or (1, C, C) correlations; the diagonal is var / (var + epsilon) (~1).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning.ccm import channel_correlations
+
+    base = np.random.default_rng(0).normal(size=(2, 5, 5, 1)).astype("float32")
+    maps = np.concatenate([base, -2.0 * base], axis=-1)  # (B, H, W, C): C = 2, anticorrelated
+    corr = np.asarray(channel_correlations(maps))  # (B, C, C)
+    assert corr.shape == (2, 2, 2)
+    np.testing.assert_allclose(corr[:, 0, 1], -1.0, atol=1e-4)
+    ```
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
@@ -77,6 +93,19 @@ def ccm(feature_map, reduction="sample", epsilon=CCM_EPSILON):
         epsilon: variance epsilon.
     Returns:
         Scalar float32 tensor in [0, 1].
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.pruning import ccm
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 8, 8, 1)).astype("float32")
+    same = np.concatenate([base, 2.0 * base + 1.0], axis=-1)  # (B, H, W, C): redundant
+    assert abs(float(ccm(same)) - 1.0) < 1e-4
+    assert float(ccm(rng.normal(size=(4, 16, 16, 3)).astype("float32"))) < 0.1  # independent
+    ```
     """
     c = feature_map.shape[-1]
     if c is None:
@@ -87,13 +116,6 @@ def ccm(feature_map, reduction="sample", epsilon=CCM_EPSILON):
     off_diagonal = ops.subtract(1.0, ops.eye(c, dtype="float32"))  # (C, C)
     per_matrix = ops.sum(ops.abs(corr) * off_diagonal, axis=(1, 2)) / float(c * (c - 1))  # (B,)
     return ops.mean(per_matrix)
-
-
-def _replicas():
-    """Replicas in sync of the current tf.distribute strategy (1 outside any strategy)."""
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 class _View:
@@ -117,14 +139,17 @@ class CCMTrainer(keras.Model):
     backbone ReLU outputs and the PrimaryCaps convolution before squash); `taps` selects a
     subset. The task loss is the loss `compile` was given (`compile_capsnet`: the margin loss,
     plus the reconstruction loss when the model has a decoder), plus regularisation losses.
-    One forward pass gives both the outputs and the feature maps.
+    One forward pass (`call`) gives both the outputs and the feature maps; the loss is Keras'
+    `compute_loss` hook and training runs Keras' own train_step / test_step (no GradientTape
+    of its own): the task loss is scaled per replica by Keras, the CCM term by the same Keras
+    function, and Keras records the total as "loss".
 
-    Works with `fit`/`evaluate`, callbacks and tf.distribute (the CCM term is scaled per
-    replica like Keras scales compiled losses), and with `keras_caps.training.fit_capsnet`:
-    `input`, `get_layer` and the outputs are those of the wrapped model, so `model_io`,
-    `accuracy_key` and the checkpoints work unchanged, and the trainer saves and loads as a
-    `.keras` file (registered, complete config). The trained network is `trainer.capsnet`:
-    save that one for pruning or export.
+    Works with `fit`/`evaluate`, callbacks and tf.distribute, and with
+    `keras_caps.training.fit_capsnet`: `input`, `get_layer` and `output` are those of the
+    wrapped model, so `model_io`, `accuracy_key` and the checkpoints work unchanged, and the
+    trainer saves and loads as a `.keras` file (registered, complete config). Calling the
+    trainer returns {"outputs", "features"} (see `call`); `predict` returns the outputs. The
+    trained network is `trainer.capsnet`: use that one for inference, pruning or export.
 
     Logs (train and "val_"): loss (the total), margin (the compiled task loss), ccm (sum over
     layers), ccm_<tap> per layer, and the compiled metrics (accuracy).
@@ -136,6 +161,36 @@ class CCMTrainer(keras.Model):
         taps: feature-map layer names (default: all of `feature_layer_names`).
         reduction: "sample" or "batch", see `ccm`.
         epsilon: CCM variance epsilon.
+        **kwargs: keras.Model arguments (name, default "ccm_trainer").
+
+    Call arguments:
+        inputs: the wrapped model's inputs (images (B, H, W, C), or {"image", "label"}).
+        training: training mode (BatchNormalization).
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_caps.models import deep_capsnet
+    from keras_caps.pruning import CCMTrainer, unwrap
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    def build():
+        capsnet = deep_capsnet(4, 2, input_shape=(12, 12, 1), backbone_filters=(8, 8, 8),
+                               class_dim=4)
+        return compile_capsnet(CCMTrainer(capsnet, alpha=0.1))
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+    metrics = fit_capsnet(build, (images, labels), (images, labels), "ccm_run", epochs=1,
+                          batch_size=8, verbose=0)
+    assert {"loss", "margin", "ccm", "ccm_relu1"} <= set(metrics["history"][0])
+    capsnet = unwrap(keras.saving.load_model(metrics["model_path"]))  # for pruning / export
+    assert capsnet.predict(images[:2].astype("float32") / 255, verbose=0)["lengths"].shape \
+        == (2, 10)
+    ```
     """
 
     def __init__(self, capsnet, alpha=0.1, taps=None, reduction="sample", epsilon=CCM_EPSILON,
@@ -183,53 +238,97 @@ class CCMTrainer(keras.Model):
         return self.capsnet.output
 
     def get_layer(self, name=None, index=None):
+        """A layer of the wrapped model (so `fit_capsnet` finds "length" and the heads).
+
+        Args:
+            name: the layer's name.
+            index: or its index in the wrapped model's layers.
+        Returns:
+            The layer.
+        """
         return self.capsnet.get_layer(name=name, index=index)
 
     def call(self, inputs, training=None):
-        return self.capsnet(inputs, training=training)
+        """One forward pass: the wrapped model's outputs and the tapped feature maps.
 
-    # --- training ---
-    def _forward(self, x, y, sample_weight, training):
-        out = self._view.model(x, training=training)
-        y_pred = out["outputs"]
-        task = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                 training=training)  # already scaled per replica by Keras
-        per_layer = [ccm(out["features"][t], self.reduction, self.epsilon) for t in self.taps]
+        Args:
+            inputs: the wrapped model's inputs (images (B, H, W, C), or {"image", "label"}).
+            training: training mode (BatchNormalization).
+        Returns:
+            {"outputs": the wrapped model's outputs, "features": {tap: (B, H, W, C)}}; the
+            loss (`compute_loss`) needs both. `predict` returns the outputs alone.
+        """
+        return self._view.model(inputs, training=training)
+
+    # --- training: Keras' train_step / test_step with these two hooks ---
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """total = task loss - alpha * sum_l CCM_l for one batch, per replica.
+
+        The task loss is Keras' own `compute_loss` of the outputs (the compiled losses plus
+        regularization losses, scaled per replica by Keras); the CCM sum gets the same
+        scaling (`scale_loss_for_distribution`). Updates the margin / ccm / ccm_<tap>
+        metrics with the unscaled values, weighted by the batch size like Keras' "loss".
+
+        Args:
+            x: the batch's inputs.
+            y: the targets ({"lengths": one-hot (B, J)[, "reconstruction": images]}).
+            y_pred: `call`'s output {"outputs": ..., "features": ...}.
+            sample_weight: passed to the compiled losses.
+            training: passed to Keras' `compute_loss`.
+        Returns:
+            Scalar loss per replica.
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_caps.models import deep_capsnet
+        from keras_caps.pruning import CCMTrainer
+        from keras_caps.training import compile_capsnet
+
+        trainer = compile_capsnet(CCMTrainer(deep_capsnet(
+            4, 2, input_shape=(12, 12, 1), backbone_filters=(8, 8, 8), class_dim=4), alpha=0.5))
+        x = np.random.default_rng(0).uniform(0, 1, (4, 12, 12, 1)).astype("float32")
+        y = {"lengths": np.eye(10, dtype="float32")[[0, 1, 2, 3]]}
+        loss = trainer.compute_loss(x, y, trainer(x, training=True))
+        margin, ccm = trainer.margin_tracker.result(), trainer.ccm_tracker.result()
+        np.testing.assert_allclose(float(loss), float(margin) - 0.5 * float(ccm), rtol=1e-5)
+        ```
+        """
+        task = super().compute_loss(x, y, y_pred["outputs"], sample_weight, training)
+        per_layer = [ccm(y_pred["features"][t], self.reduction, self.epsilon)
+                     for t in self.taps]
         ccm_total = ops.sum(ops.stack(per_layer))
-        replicas = _replicas()
-        ccm_scaled = ccm_total if replicas == 1 else ccm_total * (1.0 / replicas)
-        total = task - self.alpha * ccm_scaled
-        return y_pred, task, ccm_total, per_layer, total
-
-    def _update_trackers(self, x, y, y_pred, sample_weight, task, ccm_total, per_layer, total):
-        replicas = _replicas()
         batch = ops.shape(keras.tree.flatten(x)[0])[0]
-        if self._loss_tracker is not None:  # Keras' "loss" metric (created by compile)
-            self._loss_tracker.update_state(total * replicas, sample_weight=batch)
-        self.margin_tracker.update_state(task * replicas, sample_weight=batch)
+        self.margin_tracker.update_state(unscale_loss_for_distribution(task),
+                                         sample_weight=batch)
         self.ccm_tracker.update_state(ccm_total, sample_weight=batch)
         for tracker, value in zip(self.layer_trackers, per_layer):
             tracker.update_state(value, sample_weight=batch)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return task - self.alpha * scale_loss_for_distribution(ccm_total)
 
-    def train_step(self, data):
-        import tensorflow as tf
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """The compiled metrics (accuracy) of the wrapped model's outputs.
 
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred, task, ccm_total, per_layer, total = self._forward(x, y, sample_weight, True)
-            scaled = self.optimizer.scale_loss(total)
-        weights = self.trainable_weights
-        grads = tape.gradient(scaled, weights)
-        self.optimizer.apply_gradients(zip(grads, weights))
-        return self._update_trackers(x, y, y_pred, sample_weight, task, ccm_total, per_layer,
-                                     total)
+        Args:
+            x: the batch's inputs.
+            y: the targets.
+            y_pred: `call`'s output {"outputs": ..., "features": ...}.
+            sample_weight: passed to the compiled metrics.
+        Returns:
+            {metric name: value} of every metric of the trainer.
+        """
+        return super().compute_metrics(x, y, y_pred["outputs"], sample_weight=sample_weight)
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        y_pred, task, ccm_total, per_layer, total = self._forward(x, y, sample_weight, False)
-        return self._update_trackers(x, y, y_pred, sample_weight, task, ccm_total, per_layer,
-                                     total)
+    def predict_step(self, data):
+        """The wrapped model's outputs for one batch (`call` also returns the feature maps).
+
+        Args:
+            data: a batch of inputs (or (inputs, targets)).
+        Returns:
+            The wrapped model's outputs ({"lengths"[, "reconstruction"]}).
+        """
+        return super().predict_step(data)["outputs"]
 
     # --- serialization ---
     def get_config(self):

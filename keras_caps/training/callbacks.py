@@ -157,7 +157,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         checkpoints/last.keras   model + optimizer (the resume point)
         checkpoints/state.json   {"epoch": completed epochs, "history": [...], "best": ...}
         history.csv              one row per completed epoch
-        best.keras               the model with the best `monitor` so far (if monitored)
+        best.keras               the model (or `best_model(model)`) with the best `monitor`
+                                 so far (if monitored)
 
     A run interrupted at any point resumes from the last completed epoch; an epoch is never
     recorded twice because history lives in the same state file as the epoch counter.
@@ -168,9 +169,37 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         monitor: metric for best.keras (e.g. "val_lengths_accuracy"); None to skip.
         mode: "max" or "min".
         best: best monitored value so far (resumed).
+        best_model: callable model -> the model saved as best.keras (None: the model itself;
+            `fit_distiller` saves the Distiller's student).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import os
+    from keras_caps import data
+    from keras_caps.training import ResumableCheckpoint, compile_capsnet, model_io
+
+    model = compile_capsnet(tiny())
+    ds = data.make_dataset(images, labels, batch_size=8).map(model_io(model))
+    model.fit(ds, validation_data=ds, epochs=2, verbose=0,
+              callbacks=[ResumableCheckpoint("run", monitor="val_accuracy")])
+    assert os.path.exists("run/checkpoints/last.keras") and os.path.exists("run/best.keras")
+    ```
     """
 
-    def __init__(self, model_dir, history=None, monitor=None, mode="max", best=None):
+    def __init__(self, model_dir, history=None, monitor=None, mode="max", best=None,
+                 best_model=None):
         super().__init__()
         self.model_dir = model_dir
         self.checkpoint_dir = os.path.join(model_dir, "checkpoints")
@@ -178,6 +207,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.mode = mode
         self.best = best
+        self.best_model = best_model
 
     def _improved(self, value):
         if self.best is None:
@@ -190,7 +220,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.history.append(row)
         if self.monitor and self.monitor in row and self._improved(row[self.monitor]):
             self.best = row[self.monitor]
-            save_model(self.model, os.path.join(self.model_dir, "best.keras"))
+            best_model = self.best_model(self.model) if self.best_model else self.model
+            save_model(best_model, os.path.join(self.model_dir, "best.keras"))
         save_checkpoint(self.model, self.checkpoint_dir,
                         {"epoch": int(epoch) + 1, "history": self.history, "best": self.best,
                          "monitor": self.monitor})

@@ -1,45 +1,14 @@
 r"""Knowledge distillation for capsule networks (paper 000, Sec. 3.3-3.4).
 
-A frozen teacher CapsNet guides a smaller trainable student:
+A frozen teacher CapsNet guides a smaller trainable student (`Distiller`):
 
     L = alpha * T^2 * KL(p_t(T) || p_s(T)) + beta * L_task(student, labels)
         [+ gamma * L_caps(teacher capsules, student capsules)]
         [+ L_recon(student reconstruction)]  [+ the student's own weight regularizers]
 
-Class scores from capsule lengths (the mapping this module uses)
-----------------------------------------------------------------
-A CapsNet has no logits: class j is scored by the length |v_j| in [0, 1) of its class capsule.
-The softmax inputs ("logits") are
-
-    z_j = log(|v_j| + eps)                      (eps = `score_epsilon`, default 1e-6)
-    p_j(T) = softmax(z / T)_j = (|v_j| + eps)^(1/T) / sum_k (|v_k| + eps)^(1/T)
-
-Why the logarithm and not, e.g., z = |v| / T':
-  * At T = 1 the distribution is the normalised lengths, p_j = |v_j| / sum_k |v_k|: if the
-    scores already are probabilities (they sum to 1), softmax(z / 1) gives them back exactly
-    (up to eps). So T = 1 means "no softening" as in Hinton et al., and T > 1 softens by a
-    power, p_j ~ |v_j|^(1/T) (T = 3: cube roots).
-  * It only depends on length *ratios*, so it is invariant to the overall scale of the
-    lengths (margin-trained capsules sit near 0.9 / 0.1, squash never reaches 1).
-  * Lengths are bounded in [0, 1), so z = |v| / T' spans at most 1 / T': even at T' = 1 the
-    softmax of the lengths is nearly uniform (max ratio e^1 ~ 2.7) and the KL term is tiny
-    whatever the teacher knows; the log mapping keeps the teacher's ratios (0.9 / 0.1 = 9).
-  * Non-target lengths ("dark knowledge") keep their relative order and ratios.
-The lengths are computed here with `safe_length` from the `class_caps` outputs (|v|, never the
-squared export form |v|^2, whatever the model's `Length` layer returns); `safe_length` is
->= sqrt(1e-7) ~ 3e-4, so z >= -8.1 and the gradients stay finite.
-
-The KL is summed over classes and averaged over the batch ("batchmean"); the T^2 factor keeps
-its gradients on the scale of the task loss when T changes (Hinton et al. 2015).
-
-Task loss: "margin" (default; Sabour, m+ 0.9, m- 0.1, lambda 0.5) on the student lengths, or
-"crossentropy": -sum_j y_j log p_j(1), the cross-entropy of the T = 1 distribution above.
-
-Capsule matching (paper 3.3, "minimising the difference between the activations of the
-corresponding capsules"): `capsule_weight` > 0 adds the mean squared error between the teacher's
-and the student's class capsules (B, J, D), averaged over B, J and D, when both have the same
-class-capsule dimension D; when the dimensions differ the capsule axes do not correspond, so it
-falls back to the MSE between the lengths (B, J), averaged over B and J.
+The loss terms and the class scores they take from capsule lengths (z = log(|v| + eps)) are
+`keras_caps.training.distillation_loss` (re-exported here); `fit_distiller` trains a Distiller
+with the resumable loop of `keras_caps.training.loop`.
 
 Reconstruction: when the student has a decoder its reconstruction loss is added
 (`ReconstructionLoss`, recon_weight x sum of squared pixel errors, Sabour's 0.0005 by default).
@@ -49,102 +18,28 @@ Shapes: B batch, J classes, D class-capsule dimension, (H, W, C) image.
 
 from __future__ import annotations
 
-import os
 import types
 
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution  # what compiled losses use
 
-from keras_caps import data as data_lib
 from keras_caps.capsule_ops import safe_length
-from keras_caps.io_utils import save_model, write_json
+from keras_caps.io_utils import save_model
 from keras_caps.losses import ReconstructionLoss, margin_loss
 from keras_caps.models.heads import has_decoder, image_input
-from keras_caps.training.callbacks import ResumableCheckpoint, StopOnNonFiniteLoss
-from keras_caps.training.loop import (
-    EpochTimer,
-    batch_size_fn,
-    build_or_resume,
-    check_splits,
-    run_directory,
+from keras_caps.training.distillation_loss import (
+    TASK_LOSSES,
+    LengthCrossentropy,
+    _one_hot,
+    capsule_matching_loss,
+    distillation_kl,
+    length_crossentropy,
+    length_logits,
+    soft_probabilities,
 )
-from keras_caps.training.run_dir import data_fingerprint
-
-TASK_LOSSES = ("margin", "crossentropy")
-
-
-# ------------------------------------------------------------------------------ score maths
-
-
-def length_logits(lengths, epsilon=1e-6):
-    """Class logits from capsule lengths: z = log(|v| + eps). (B, J) -> (B, J)."""
-    return ops.log(ops.add(lengths, epsilon))
-
-
-def soft_probabilities(lengths, temperature=3.0, epsilon=1e-6):
-    """p(T) = softmax(log(|v| + eps) / T) = (|v| + eps)^(1/T) normalised. (B, J) -> (B, J)."""
-    return ops.softmax(ops.divide(length_logits(lengths, epsilon), temperature), axis=-1)
-
-
-def distillation_kl(teacher_lengths, student_lengths, temperature=3.0, epsilon=1e-6):
-    """KL(p_t(T) || p_s(T)) per sample, summed over classes (without the T^2 factor).
-
-    Args:
-        teacher_lengths, student_lengths: capsule lengths (B, J).
-    Returns:
-        (B,) KL divergences (>= 0, zero when the two length vectors are proportional).
-    """
-    log_pt = ops.log_softmax(ops.divide(length_logits(teacher_lengths, epsilon), temperature))
-    log_ps = ops.log_softmax(ops.divide(length_logits(student_lengths, epsilon), temperature))
-    return ops.sum(ops.multiply(ops.exp(log_pt), ops.subtract(log_pt, log_ps)), axis=-1)
-
-
-def length_crossentropy(y_true, lengths, epsilon=1e-6):
-    """-sum_j y_j log p_j(1), p(1) = normalised lengths. y one-hot (B, J), lengths (B, J) -> (B,)."""
-    log_p = ops.log_softmax(length_logits(lengths, epsilon), axis=-1)
-    return -ops.sum(ops.multiply(ops.cast(y_true, log_p.dtype), log_p), axis=-1)
-
-
-def capsule_matching_loss(teacher_caps, student_caps):
-    """MSE between class capsules (B, J, D) if D matches, else between their lengths (B, J).
-
-    Returns a scalar (mean over the batch and the matched axes).
-    """
-    if teacher_caps.shape[-1] == student_caps.shape[-1]:
-        return ops.mean(ops.square(ops.subtract(teacher_caps, student_caps)))
-    diff = ops.subtract(safe_length(teacher_caps), safe_length(student_caps))  # (B, J)
-    return ops.mean(ops.square(diff))
-
-
-def _one_hot(y, num_classes, dtype="float32"):
-    """One-hot (B, J) or integer labels (B,) / (B, 1) -> one-hot (B, J)."""
-    if len(y.shape) == 2 and y.shape[-1] == num_classes:
-        return ops.cast(y, dtype)
-    return ops.one_hot(ops.reshape(ops.cast(y, "int32"), (-1,)), num_classes, dtype=dtype)
-
-
-@keras.saving.register_keras_serializable(package="keras_caps")
-class LengthCrossentropy(keras.losses.Loss):
-    """Cross-entropy of the normalised capsule lengths (the T = 1 distribution of this module).
-
-    y_true: one-hot (B, J) or integer labels (B,); y_pred: capsule lengths (B, J).
-    Returns (B,) per sample, averaged over the batch by the default reduction.
-    """
-
-    def __init__(self, epsilon=1e-6, name="length_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.epsilon = float(epsilon)
-
-    def call(self, y_true, y_pred):
-        return length_crossentropy(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype), y_pred,
-                                   self.epsilon)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(epsilon=self.epsilon)
-        return config
-
+from keras_caps.training.loop import FitTarget, fit_resumable
 
 # ------------------------------------------------------------------------------ the Distiller
 
@@ -198,8 +93,10 @@ class Distiller(keras.Model):
     (`student.losses`, e.g. from `with_l2_regularization`) are added to the training loss.
 
     Gradients reach the student only: the teacher is set `trainable = False` and runs in
-    inference mode. Under tf.distribute the loss is divided by the number of replicas before
-    the gradient (the gradients are summed across replicas), as Keras does for compiled losses.
+    inference mode. The loss is `compute_loss` (Keras' hook; it runs the teacher and returns
+    the loss per replica under tf.distribute, scaled as Keras scales compiled losses) and the
+    accuracy `compute_metrics`; only the forward pass is the Distiller's own (`train_step`:
+    a student with a decoder needs the labels).
 
     Args:
         teacher: keras_caps model (capsnet / deep_capsnet, any decoder), already trained.
@@ -212,7 +109,41 @@ class Distiller(keras.Model):
         recon_weight: weight of the student's sum-of-squares reconstruction loss (students
             with a decoder only; 0 turns it off).
         score_epsilon: eps of z = log(|v| + eps).
-        m_plus, m_minus, down_weight: margin-loss constants.
+        m_plus: margin-loss target length of the true class (Sabour: 0.9).
+        m_minus: margin-loss bound on the other classes' lengths (Sabour: 0.1).
+        down_weight: margin-loss weight lambda of the other classes (Sabour: 0.5).
+        **kwargs: keras.Model arguments (name, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    from keras_caps import data
+
+    distiller = Distiller(teacher, student, temperature=3.0, alpha=1.0, beta=1.0)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    logs = distiller.fit(data.make_dataset(images, labels, 8), epochs=1, verbose=0).history
+    assert {"loss", "kd_loss", "task_loss", "accuracy"} <= set(logs)
+    assert distiller.predict(images[:2] / 255.0, verbose=0).shape == (2, 10)  # student lengths
+    distiller.save_student("student.keras")  # the student alone
+    ```
     """
 
     def __init__(self, teacher, student, temperature=3.0, alpha=1.0, beta=1.0,
@@ -342,46 +273,155 @@ class Distiller(keras.Model):
         return {"loss": total, "kd_loss": kd, "task_loss": task, "capsule_loss": caps,
                 "reconstruction_loss": recon}
 
-    def _forward(self, data, training):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        images = x["image"] if isinstance(x, dict) else x
-        if y is None:
-            raise ValueError("Distiller.fit/evaluate need labels: pass (images, labels).")
-        labels = _one_hot(y, self.num_classes)
-        teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
-        student_in = {"image": images, "label": labels} if self.student_has_decoder else images
-        student_out = self._views.student(student_in, training=training)
-        return images, labels, teacher_caps, student_out
+    def student_outputs(self, x, y, training=False):
+        """The student's forward pass that the loss needs: `compute_loss`'s `y_pred`.
 
-    def _update_metrics(self, terms, labels, student_out):
+        Args:
+            x: images (B, H, W, C) or {"image": images}.
+            y: one-hot (B, J) or integer (B,) labels (a student with a decoder reconstructs
+                from the capsule of the true class).
+            training: the student's training mode.
+        Returns:
+            {"capsules": (B, J, Ds)[, "reconstruction": (B, H, W, C)]}.
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_caps.models import capsnet
+
+        def tiny(**kw):  # a CapsNet for 12 x 12 images
+            return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                           primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+        labels = rng.integers(0, 10, 16)  # (N,)
+
+        import keras
+        from keras_caps.training.distillation import Distiller
+
+        teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+        student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                          primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+        distiller = Distiller(teacher, student)
+        out = distiller.student_outputs(images / 255.0, labels)
+        assert out["capsules"].shape == (16, 10, 4)  # (B, J, Ds)
+        ```
+        """
+        images = x["image"] if isinstance(x, dict) else x
+        labels = _one_hot(y, self.num_classes)
+        student_in = {"image": images, "label": labels} if self.student_has_decoder else images
+        return self._views.student(student_in, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The distillation loss of one batch, as Keras' `fit` / `evaluate` take it.
+
+        Runs the frozen teacher on the images (inference mode, no gradient), combines its
+        class capsules with the student's by `compute_losses`, adds the student's
+        regularization losses when training, and updates the loss metrics (loss, kd_loss,
+        task_loss, ...).
+
+        Args:
+            x: images (B, H, W, C) or {"image": images}.
+            y: one-hot (B, J) or integer (B,) labels.
+            y_pred: the student's outputs, from `student_outputs`.
+            sample_weight: ignored (sample weights are not supported).
+            training: whether the student's regularization losses are added (the training
+                loss has them, the validation loss does not).
+        Returns:
+            Scalar loss per replica: under tf.distribute divided by the replicas in sync by
+            Keras' own scaling (the gradients are summed across replicas), as Keras does for
+            compiled losses; the metrics record the unscaled loss.
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_caps.models import capsnet
+
+        def tiny(**kw):  # a CapsNet for 12 x 12 images
+            return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                           primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+        labels = rng.integers(0, 10, 16)  # (N,)
+
+        import keras
+        from keras_caps.training.distillation import Distiller
+
+        teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+        student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                          primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+        distiller = Distiller(teacher, student, alpha=0.5)
+        x = images / 255.0
+        loss = distiller.compute_loss(x, labels, distiller.student_outputs(x, labels), training=False)
+        terms = {m.name: float(m.result()) for m in distiller.metrics}
+        np.testing.assert_allclose(float(loss), 0.5 * 9 * terms["kd_loss"] + terms["task_loss"],
+                                   rtol=1e-5)  # alpha T^2 KL + beta task, T = 3
+        ```
+        """
+        del sample_weight  # not supported (see the class docstring)
+        images = x["image"] if isinstance(x, dict) else x
+        teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
+        terms = self.compute_losses(_one_hot(y, self.num_classes), teacher_caps, y_pred, images)
+        if training and self.student.losses:
+            terms["loss"] = terms["loss"] + ops.sum(ops.stack(self.student.losses))
         self.loss_tracker.update_state(terms["loss"])
         self.kd_tracker.update_state(terms["kd_loss"])
         self.task_tracker.update_state(terms["task_loss"])
         self.capsule_tracker.update_state(terms["capsule_loss"])
         self.recon_tracker.update_state(terms["reconstruction_loss"])
-        self.accuracy_metric.update_state(labels, safe_length(student_out["capsules"]))
-        return {m.name: m.result() for m in self.metrics}
+        return scale_loss_for_distribution(terms["loss"])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the student's accuracy and returns every metric of `metrics`.
+
+        Args:
+            x: the batch's inputs (unused).
+            y: one-hot (B, J) or integer (B,) labels.
+            y_pred: the student's outputs, from `student_outputs`.
+            sample_weight: ignored.
+        Returns:
+            {metric name: value}.
+        """
+        del x, sample_weight
+        self.accuracy_metric.update_state(_one_hot(y, self.num_classes),
+                                          safe_length(y_pred["capsules"]))
+        return self.get_metrics_result()
+
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError("Distiller.fit/evaluate need labels: pass (images, labels).")
+        return x, _one_hot(y, self.num_classes), sample_weight
 
     def train_step(self, data):
+        # Keras' default train_step but for the forward pass: Keras' takes y_pred = self(x),
+        # the student's lengths, while the loss needs the student's class capsules and, for a
+        # student with a decoder, its reconstruction, which the decoder makes from the
+        # capsule of the true class: the forward pass needs the labels (`student_outputs`).
+        # The loss (with its replica scaling) and the metrics are Keras' compute_loss /
+        # compute_metrics, overridden above.
+        x, y, sample_weight = self._unpack(data)
         with tf.GradientTape() as tape:
-            images, labels, teacher_caps, student_out = self._forward(data, training=True)
-            terms = self.compute_losses(labels, teacher_caps, student_out, images)
-            loss = terms["loss"]
-            if self.student.losses:
-                loss = loss + ops.sum(ops.stack(self.student.losses))
-            terms["loss"] = loss
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = loss / replicas if replicas > 1 else loss
-            scaled = self.optimizer.scale_loss(scaled)
+            y_pred = self.student_outputs(x, y, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_weights
-        grads = tape.gradient(scaled, variables)
+        grads = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
-        return self._update_metrics(terms, labels, student_out)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def test_step(self, data):
-        images, labels, teacher_caps, student_out = self._forward(data, training=False)
-        terms = self.compute_losses(labels, teacher_caps, student_out, images)
-        return self._update_metrics(terms, labels, student_out)
+        # the forward pass of train_step (it needs the labels), in inference mode
+        x, y, sample_weight = self._unpack(data)
+        y_pred = self.student_outputs(x, y, training=False)
+        self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
     # -- saving ---------------------------------------------------------------------------------
 
@@ -417,11 +457,53 @@ class Distiller(keras.Model):
         return cls(**config)
 
 
-# ------------------------------------------------------------------------------ resumable loop
+# ------------------------------------------------------------------------------ fitting
 
 
 class BestStudentCheckpoint(keras.callbacks.Callback):
-    """Saves `model.student` to `path` whenever `monitor` improves (max); resumes its best."""
+    """Saves `model.student` to `path` whenever `monitor` improves (max).
+
+    For a `Distiller.fit` of your own; `fit_distiller` keeps best.keras with its checkpoint
+    (`ResumableCheckpoint(best_model=...)`).
+
+    Args:
+        path: the .keras file to write.
+        monitor: the log key to maximise.
+        best: the best value so far (a resumed run's), or None.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    import os
+    from keras_caps import data
+    from keras_caps.training.distillation import BestStudentCheckpoint
+
+    distiller = Distiller(teacher, student)
+    distiller.compile("adam")
+    ds = data.make_dataset(images, labels, 8)
+    distiller.fit(ds, validation_data=ds, epochs=1, verbose=0,
+                  callbacks=[BestStudentCheckpoint("best_student.keras")])
+    assert os.path.exists("best_student.keras")
+    ```
+    """
 
     def __init__(self, path, monitor="val_accuracy", best=None):
         super().__init__()
@@ -438,91 +520,131 @@ class BestStudentCheckpoint(keras.callbacks.Callback):
             save_model(self.model.student, self.path)
 
 
+def distiller_target(distiller):
+    """The `FitTarget` of a `Distiller` for `fit_resumable`.
+
+    Args:
+        distiller: what `build_distiller` returned.
+    Returns:
+        FitTarget: accuracy "accuracy" (the student's), best.keras and model.keras hold the
+        student alone, test_kd_loss / test_task_loss and teacher_params in the metrics.
+    Raises:
+        ValueError: `distiller` is not a Distiller.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    from keras_caps.training.distillation import distiller_target
+
+    target = distiller_target(Distiller(teacher, student))
+    assert target.accuracy == "accuracy" and target.product(Distiller(teacher, student)) is student
+    ```
+    """
+    if not isinstance(distiller, Distiller):
+        raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
+    return FitTarget(
+        accuracy="accuracy",
+        num_classes=distiller.num_classes,
+        product=lambda d: d.student,
+        test_keys=("kd_loss", "task_loss"),
+        sizes=lambda d: {"params": int(d.student.count_params()),
+                         "teacher_params": int(d.teacher.count_params())},
+    )
+
+
 def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_size=None,
                   batch_policy=None, strategy=None, augment_shift=0, seed=0, verbose=1,
                   callbacks=(), run_config=None, overwrite=False):
-    """Distils epoch by epoch, resuming from `model_dir` when a checkpoint is there.
+    """Distils epoch by epoch with `fit_resumable`, resuming from `model_dir`.
 
-    Like `fit_capsnet`: each epoch rebuilds its tf.data pipeline with the batch size of the
-    policy and runs one `fit` epoch. Under `model_dir`: checkpoints/ (the whole Distiller with
-    its optimizer: the resume point), history.csv, logs/ (TensorBoard), best.keras (the best
-    student by val_accuracy), and at the end model.keras (the student alone) and metrics.json.
+    The loop of `fit_capsnet` (the same lock, config, checkpoint, NaN-loss checks and
+    multi-worker handling) with a `Distiller`. Under `model_dir`: checkpoints/ (the whole
+    Distiller with its optimizer: the resume point), history.csv, logs/ (TensorBoard),
+    best.keras (the best student by val_accuracy), and at the end model.keras (the student
+    alone) and metrics.json.
 
     Args:
         build_distiller: callable returning a compiled `Distiller`; called inside the strategy
             scope, only when there is no checkpoint to resume.
-        train_data, val_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        val_data: the validation split, the same form.
+        model_dir: run folder.
         epochs: total epochs (a resumed run trains only the missing ones).
-        batch_size / batch_policy / strategy / augment_shift / seed / verbose / callbacks /
-            run_config / overwrite: as in `keras_caps.training.fit_capsnet` (the same lock,
-            checkpoint, config and NaN-loss checks).
+        batch_size: fixed batch size (when `batch_policy` is None).
+        batch_policy: object with `batch_size(epoch)` (0-based epoch).
+        strategy: a tf.distribute strategy (None: default).
+        augment_shift: random shift augmentation in pixels (0: none).
+        seed: shuffling / augmentation seed (epoch e uses seed + e).
+        verbose: Keras progress bar (1) or silence (0).
+        callbacks: extra Keras callbacks (run before the checkpoint: what they add to the
+            logs reaches history.csv).
+        run_config: dict saved as config.json (a resume with a different one is an error).
+        overwrite: move what `model_dir` holds to a backup folder and start fresh.
     Returns:
-        metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss, epochs,
-        train_time_s, params (student), teacher_params, history, model_path.
+        metrics dict: test_accuracy, test_loss, test_kd_loss, test_task_loss,
+        best_test_accuracy, epochs, train_time_s, params (student), teacher_params, history,
+        model_path.
+    Raises:
+        ValueError: `build_distiller` did not return a Distiller; and the errors of
+            `fit_resumable` (RunDirError, InputDataError, NonFiniteLossError).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training.distillation import Distiller
+
+    teacher = tiny()  # in practice a trained model: keras.saving.load_model(".../model.keras")
+    student = capsnet(input_shape=(12, 12, 1), conv_filters=4, conv_kernel=3, primary_capsules=2,
+                      primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
+
+    from keras_caps.training.distillation import fit_distiller
+
+    def build():
+        distiller = Distiller(teacher, student, temperature=3.0)
+        distiller.compile(keras.optimizers.Adam(1e-3))
+        return distiller
+
+    metrics = fit_distiller(build, (images, labels), (images, labels), "kd", epochs=1,
+                            batch_size=8, verbose=0)
+    assert metrics["params"] < metrics["teacher_params"]
+    student = keras.saving.load_model(metrics["model_path"])  # the student alone
+    ```
     """
-    batch_of = batch_size_fn(batch_size, batch_policy)
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    train_data, val_data = check_splits(train_data, val_data)
-    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
-    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
-        return _fit_distiller(build_distiller, train_data, val_data, out_dir, epochs, batch_of,
-                              rd, strategy, augment_shift, seed, verbose, callbacks)
-
-
-def _fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batch_of, rd,
-                   strategy, augment_shift, seed, verbose, callbacks):
-    distiller = build_or_resume(rd, build_distiller, strategy)
-    state, checkpoint_dir = rd.state, rd.checkpoint_dir
-    if not isinstance(distiller, Distiller):
-        raise ValueError(f"build_distiller must return a Distiller, got {type(distiller).__name__}.")
-    expected = tuple(image_input(distiller.student).shape[1:])
-    for name, (images, labels) in (("training", train_data), ("validation", val_data)):
-        if tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"{name} images have shape {tuple(images.shape[1:])} but the student expects "
-                f"{expected}; choose the matching dataset or models."
-            )
-        if len(images) != len(labels) or len(images) == 0:
-            raise ValueError(f"{name}: {len(images)} images and {len(labels)} labels; need the "
-                             "same positive number.")
-    start = state["epoch"] if state else 0
-    history = state["history"] if state else None
-    checkpoint = ResumableCheckpoint(model_dir, history=history, monitor=None)
-    best = max((r["val_accuracy"] for r in history or [] if "val_accuracy" in r), default=None)
-    best_student = BestStudentCheckpoint(os.path.join(model_dir, "best.keras"), best=best)
-    timer = EpochTimer()
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
-    val_ds = data_lib.make_dataset(*val_data, batch_size=max(batch_of(0), 64), shuffle=False,
-                                   num_classes=distiller.num_classes)
-    if start and verbose:
-        print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
-    for epoch in range(start, int(epochs)):
-        train_ds = data_lib.make_dataset(*train_data, batch_size=batch_of(epoch), shuffle=True,
-                                         augment_shift=augment_shift, seed=seed + epoch,
-                                         num_classes=distiller.num_classes)
-        distiller.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, validation_data=val_ds,
-                      callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, best_student,
-                                 checkpoint, tensorboard, *callbacks],
-                      shuffle=False, verbose=verbose)
-    results = distiller.evaluate(val_ds, verbose=0, return_dict=True)
-    history = checkpoint.history
-    metrics = {
-        "test_accuracy": float(results["accuracy"]),
-        "test_loss": float(results["loss"]),
-        "test_kd_loss": float(results["kd_loss"]),
-        "test_task_loss": float(results["task_loss"]),
-        "best_test_accuracy": max((r.get("val_accuracy", 0.0) for r in history), default=None),
-        "epochs": len(history),
-        "train_time_s": float(sum(r.get("time_s", 0.0) for r in history)),
-        "params": int(distiller.student.count_params()),
-        "teacher_params": int(distiller.teacher.count_params()),
-        "history": history,
-        "model_path": os.path.join(model_dir, "model.keras"),
-    }
-    distiller.save_student(metrics["model_path"])
-    write_json(os.path.join(model_dir, "metrics.json"), metrics)
-    return metrics
+    return fit_resumable(build_distiller, train_data, val_data, model_dir, epochs,
+                         distiller_target, batch_size=batch_size, batch_policy=batch_policy,
+                         strategy=strategy, augment_shift=augment_shift, seed=seed,
+                         verbose=verbose, callbacks=callbacks, run_config=run_config,
+                         overwrite=overwrite)
 
 
 __all__ = [
@@ -532,6 +654,7 @@ __all__ = [
     "TASK_LOSSES",
     "capsule_matching_loss",
     "distillation_kl",
+    "distiller_target",
     "fit_distiller",
     "length_crossentropy",
     "length_logits",

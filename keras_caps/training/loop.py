@@ -1,19 +1,25 @@
-"""Compiling and fitting keras_caps models: resumable, per-epoch loop, any batch-size policy."""
+"""Fitting keras_caps models: the one resumable, per-epoch loop (`fit_resumable`) that every
+trainer runs through, with any batch-size policy.
+
+`compile_capsnet` and `accuracy_key` live in `keras_caps.models.compiling` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 
 import keras
 
 from keras_caps import data as data_lib
 from keras_caps import validation
 from keras_caps.io_utils import save_model, write_json
-from keras_caps.losses import MarginLoss, ReconstructionLoss
+from keras_caps.models.compiling import accuracy_key, compile_capsnet  # noqa: F401 (re-exported)
 from keras_caps.models.heads import has_decoder, image_input
 from keras_caps.training.callbacks import (
     ResumableCheckpoint,
@@ -22,41 +28,6 @@ from keras_caps.training.callbacks import (
     read_state,
 )
 from keras_caps.training.run_dir import RunDirectory, data_fingerprint
-
-
-def accuracy_key(model):
-    """Key of the class accuracy in Keras logs ("val_" + key for validation).
-
-    Keras prefixes metric names with the output name only when a model has several outputs.
-    """
-    return "lengths_accuracy" if has_decoder(model) else "accuracy"
-
-
-def compile_capsnet(model, optimizer=None, recon_weight=0.0005, m_plus=0.9, m_minus=0.1,
-                    down_weight=0.5, jit_compile="auto", run_eagerly=False):
-    """Compiles a keras_caps model with the margin loss (+ reconstruction loss with a decoder).
-
-    Args:
-        model: from `capsnet` / `deep_capsnet`.
-        optimizer: a Keras optimizer (default Adam(1e-3)).
-        recon_weight: weight of the sum-of-squares reconstruction loss (Sabour: 0.0005).
-        m_plus, m_minus, down_weight: the margin loss (Sabour: 0.9, 0.1, 0.5).
-        jit_compile: passed to `model.compile` ("auto": XLA only where Keras enables it).
-        run_eagerly: train without tf.function (slow; for debugging a layer with pdb/print).
-    Returns:
-        The model, compiled; its accuracy is logged under `accuracy_key(model)`.
-    """
-    losses = {"lengths": MarginLoss(m_plus, m_minus, down_weight)}
-    if has_decoder(model):
-        losses["reconstruction"] = ReconstructionLoss(recon_weight)
-    model.compile(
-        optimizer=optimizer or keras.optimizers.Adam(1e-3),
-        loss=losses,
-        metrics={"lengths": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
-        jit_compile=jit_compile,
-        run_eagerly=run_eagerly,
-    )
-    return model
 
 
 def model_io(model):
@@ -192,6 +163,227 @@ def batch_size_fn(batch_size=None, batch_policy=None):
     return lambda epoch: fixed
 
 
+@dataclasses.dataclass(frozen=True)
+class FitTarget:
+    """What `fit_resumable` needs to know about the model it trains.
+
+    Made by a `target` callable from the built (or resumed) model: `capsnet_target` for the
+    models of `compile_capsnet` (a `CCMTrainer` included), `distillation.distiller_target` for a
+    `Distiller`.
+
+    Attributes:
+        accuracy: key of the class accuracy in the Keras logs; "val_" + it picks best.keras.
+        num_classes: J, the one-hot width of the labels.
+        model_io: tf.data map (image, one-hot label) -> (model inputs, targets), or None to
+            feed (image, one-hot label) as they are.
+        product: model -> the model that best.keras and model.keras hold (default: itself;
+            a Distiller's is its student). Its image input is what the data must match.
+        test_keys: further `evaluate` results reported as "test_" + key in the metrics.
+        sizes: model -> the size entries of the metrics (default {"params": ...}).
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.training.loop import FitTarget
+
+    model = mcu_capsnet("S")
+    target = FitTarget(accuracy="accuracy", num_classes=10)  # feed (image, one-hot) as is
+    assert target.product(model) is model and target.sizes(model)["params"] > 0
+    ```
+    """
+
+    accuracy: str
+    num_classes: int
+    model_io: Callable | None = None
+    product: Callable = lambda model: model
+    test_keys: tuple = ()
+    sizes: Callable = lambda model: {"params": int(model.count_params())}
+
+
+def capsnet_target(model):
+    """The `FitTarget` of a model compiled by `compile_capsnet` (plain or a `CCMTrainer`).
+
+    Args:
+        model: a compiled capsnet / deep_capsnet, or a `CCMTrainer` wrapping one.
+    Returns:
+        FitTarget: accuracy `accuracy_key(model)`, the classes of its "length" layer, inputs
+        and targets by `model_io`, the model itself saved as best.keras / model.keras.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.training import compile_capsnet
+    from keras_caps.training.loop import capsnet_target
+
+    target = capsnet_target(compile_capsnet(mcu_capsnet("S", decoder="reduced")))
+    assert target.accuracy == "lengths_accuracy" and target.num_classes == 10
+    ```
+    """
+    return FitTarget(accuracy=accuracy_key(model),
+                     num_classes=int(model.get_layer("length").output.shape[-1]),
+                     model_io=model_io(model))
+
+
+def _resumed_best(state, monitor):
+    """The best `monitor` value of a resumed run: the state's, or (a state that monitored
+    something else, e.g. a Distiller checkpoint from before best.keras moved into the
+    checkpoint callback) the maximum over its history."""
+    if not state:
+        return None
+    if state.get("monitor") == monitor and state.get("best") is not None:
+        return state["best"]
+    return max((r[monitor] for r in state["history"] if monitor in r), default=None)
+
+
+def fit_resumable(build_model, train_data, val_data, model_dir, epochs, target=capsnet_target,
+                  batch_size=None, batch_policy=None, strategy=None, augment_shift=0, seed=0,
+                  verbose=1, callbacks=(), run_config=None, overwrite=False):
+    """The training loop of keras_caps: epoch by epoch, resuming from `model_dir`.
+
+    Every trainer runs through it: `fit_capsnet` (plain models and `CCMTrainer`) and
+    `fit_distiller` (a `Distiller`). Each epoch rebuilds its tf.data pipeline with the batch
+    size the policy gives for that epoch (so AdaBatch-style policies really change the
+    batch), then runs one Keras `fit` epoch with the callbacks
+
+        StopOnNonFiniteLoss, EpochTimer, *callbacks, ResumableCheckpoint, TensorBoard
+
+    (user callbacks before the checkpoint, so metrics they add to the logs reach history.csv).
+    The run directory is locked, its config.json written or compared (RunDirectory); under a
+    multi-worker strategy only the chief writes `model_dir` (`run_directory`). Under
+    `model_dir` it writes checkpoints/ (last.keras with the optimizer and the loop state: the
+    resume point), best.keras (the target's product with the best validation accuracy),
+    history.csv, logs/ (TensorBoard), and at the end model.keras and metrics.json.
+
+    Args:
+        build_model: callable returning a compiled model; called inside the strategy scope,
+            only when there is no checkpoint to resume.
+        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        val_data: the validation split, the same form; evaluated after every epoch and at
+            the end (the "test_" metrics).
+        model_dir: run folder.
+        epochs: total epochs (a resumed run trains only the missing ones).
+        target: callable model -> `FitTarget` (default `capsnet_target`); it may raise
+            ValueError for a model it cannot train.
+        batch_size: fixed batch size (when `batch_policy` is None).
+        batch_policy: object with `batch_size(epoch)` (0-based epoch).
+        strategy: a tf.distribute strategy (None: default).
+        augment_shift: random shift augmentation in pixels (0: none).
+        seed: shuffling / augmentation seed (epoch e uses seed + e, so resumes reproduce).
+        verbose: Keras progress bar (1) or silence (0).
+        callbacks: extra Keras callbacks.
+        run_config: dict of what defines the run (e.g. {"architecture": {...}, "data": {...}}),
+            saved as config.json with a fingerprint of the data; a resume with a different one
+            is an error (see keras_caps.training.run_dir).
+        overwrite: move what `model_dir` holds to a backup folder and start fresh.
+    Returns:
+        metrics dict: test_accuracy, test_loss (+ "test_" + the target's test_keys),
+        best_test_accuracy, epochs, train_time_s, the target's sizes (params, ...), history,
+        model_path.
+    Raises:
+        RunDirError: `model_dir` locked by another run, a damaged checkpoint, results without
+            a checkpoint, or a changed configuration.
+        InputDataError: bad images or labels (keras_caps.validation), or images of another
+            shape than the model's input.
+        NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    from keras_caps.training import compile_capsnet
+    from keras_caps.training.loop import capsnet_target, fit_resumable
+
+    metrics = fit_resumable(lambda: compile_capsnet(tiny()), (images, labels), (images, labels),
+                            "run", epochs=2, target=capsnet_target, batch_size=8, verbose=0)
+    assert metrics["epochs"] == 2
+    # asked again for 3 epochs, it resumes from run/checkpoints and trains epoch 3 only
+    again = fit_resumable(lambda: compile_capsnet(tiny()), (images, labels), (images, labels),
+                          "run", epochs=3, batch_size=8, verbose=0)
+    assert [row["epoch"] for row in again["history"]] == [1, 2, 3]
+    ```
+    """
+    batch_of = batch_size_fn(batch_size, batch_policy)
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}.")
+    train_data, val_data = check_splits(train_data, val_data)
+    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
+    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
+        return _fit_epochs(build_model, target, train_data, val_data, out_dir, epochs,
+                           batch_of, rd, strategy, augment_shift, seed, verbose, callbacks)
+
+
+def _fit_epochs(build_model, target, train_data, val_data, model_dir, epochs, batch_of, rd,
+                strategy, augment_shift, seed, verbose, callbacks):
+    model = build_or_resume(rd, build_model, strategy)
+    state, checkpoint_dir = rd.state, rd.checkpoint_dir
+    spec = target(model)
+    _check_arrays("training", train_data, spec.product(model))
+    _check_arrays("validation", val_data, spec.product(model))
+    start = state["epoch"] if state else 0
+    monitor = "val_" + spec.accuracy
+    checkpoint = ResumableCheckpoint(
+        model_dir,
+        history=state["history"] if state else None,
+        monitor=monitor,
+        best=_resumed_best(state, monitor),
+        best_model=spec.product,
+    )
+    timer = EpochTimer()
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
+
+    def dataset(data, **kwargs):
+        ds = data_lib.make_dataset(*data, num_classes=spec.num_classes, **kwargs)
+        return ds.map(spec.model_io) if spec.model_io is not None else ds
+
+    val_ds = dataset(val_data, batch_size=max(batch_of(0), 64), shuffle=False)
+    prepare_multi_worker(model, strategy, val_ds)
+    with multi_worker_logs(strategy):
+        if start and verbose:
+            print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
+        for epoch in range(start, int(epochs)):
+            train_ds = dataset(train_data, batch_size=batch_of(epoch), shuffle=True,
+                               augment_shift=augment_shift, seed=seed + epoch)
+            model.fit(
+                train_ds,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=val_ds,
+                # user callbacks before the checkpoint, so metrics they add reach history.csv
+                callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
+                           tensorboard],
+                shuffle=False,  # the dataset is already shuffled per epoch
+                verbose=verbose,
+            )
+        results = model.evaluate(val_ds, verbose=0, return_dict=True)
+    history = checkpoint.history
+    metrics = {
+        "test_accuracy": float(results[spec.accuracy]),
+        "test_loss": float(results["loss"]),
+        **{f"test_{key}": float(results[key]) for key in spec.test_keys},
+        "best_test_accuracy": max((r.get(monitor, 0.0) for r in history), default=None),
+        "epochs": len(history),
+        "train_time_s": float(sum(r.get("time_s", 0.0) for r in history)),
+        **spec.sizes(model),
+        "history": history,
+        "model_path": os.path.join(model_dir, "model.keras"),
+    }
+    save_model(spec.product(model), metrics["model_path"])
+    write_json(os.path.join(model_dir, "metrics.json"), metrics)
+    return metrics
+
+
 def fit_capsnet(
     build_model,
     train_data,
@@ -208,17 +400,17 @@ def fit_capsnet(
     run_config=None,
     overwrite=False,
 ):
-    """Trains a model epoch by epoch, resuming from `model_dir` when a checkpoint is there.
+    """Trains a `compile_capsnet` model (or a `CCMTrainer`) with `fit_resumable`.
 
-    Each epoch rebuilds its tf.data pipeline with the batch size the policy gives for that
-    epoch (so AdaBatch-style policies really change the batch), then runs one `fit` epoch.
-    Under `model_dir` it writes checkpoints/ (resume point), best.keras, history.csv,
-    logs/ (TensorBoard), and at the end model.keras and metrics.json.
+    Resumes from `model_dir` when a checkpoint is there. Under `model_dir` it writes
+    checkpoints/ (resume point), best.keras, history.csv, logs/ (TensorBoard), and at the end
+    model.keras and metrics.json.
 
     Args:
         build_model: callable returning a compiled model (see `compile_capsnet`); called
             inside the strategy scope, only when there is no checkpoint to resume.
-        train_data, val_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
+        val_data: the validation split, the same form.
         model_dir: run folder.
         epochs: total epochs (a resumed run trains only the missing ones).
         batch_size: fixed batch size (when `batch_policy` is None).
@@ -227,89 +419,48 @@ def fit_capsnet(
         augment_shift: random shift augmentation in pixels (0: none).
         seed: shuffling / augmentation seed (epoch e uses seed + e, so resumes reproduce).
         verbose: Keras progress bar (1) or silence (0).
-        callbacks: extra Keras callbacks.
+        callbacks: extra Keras callbacks (run before the checkpoint: what they add to the
+            logs reaches history.csv).
         run_config: dict of what defines the run (e.g. {"architecture": {...}, "data": {...}}),
             saved as config.json with a fingerprint of the data; a resume with a different one
             is an error (see keras_caps.training.run_dir).
         overwrite: move what `model_dir` holds to a backup folder and start fresh.
     Returns:
-        metrics dict: test_accuracy, test_loss, epochs, train_time_s, params, history, ...
+        metrics dict: test_accuracy, test_loss, best_test_accuracy, epochs, train_time_s,
+        params, history, model_path.
     Raises:
         RunDirError: `model_dir` locked by another run, a damaged checkpoint, results without
             a checkpoint, or a changed configuration.
         InputDataError: bad images or labels (keras_caps.validation).
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_caps.models import capsnet
+
+    def tiny(**kw):  # a CapsNet for 12 x 12 images
+        return capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                       primary_dim=4, primary_kernel=3, class_dim=6, decoder=None, **kw)
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)  # (N, H, W, C)
+    labels = rng.integers(0, 10, 16)  # (N,)
+
+    import keras
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    metrics = fit_capsnet(lambda: compile_capsnet(tiny()), (images, labels), (images, labels),
+                          "run", epochs=1, batch_size=8, verbose=0)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    model = keras.saving.load_model(metrics["model_path"])  # also run/best.keras, history.csv
+    ```
     """
-    batch_of = batch_size_fn(batch_size, batch_policy)
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    train_data, val_data = check_splits(train_data, val_data)
-    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
-    with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
-        return _fit_capsnet(build_model, train_data, val_data, out_dir, epochs, batch_of, rd,
-                            strategy, augment_shift, seed, verbose, callbacks)
-
-
-def _fit_capsnet(build_model, train_data, val_data, model_dir, epochs, batch_of, rd, strategy,
-                 augment_shift, seed, verbose, callbacks):
-    model = build_or_resume(rd, build_model, strategy)
-    state, checkpoint_dir = rd.state, rd.checkpoint_dir
-    _check_arrays("training", train_data, model)
-    _check_arrays("validation", val_data, model)
-    start = state["epoch"] if state else 0
-    monitor = "val_" + accuracy_key(model)
-    checkpoint = ResumableCheckpoint(
-        model_dir,
-        history=state["history"] if state else None,
-        monitor=monitor,
-        best=state["best"] if state else None,
-    )
-    timer = EpochTimer()
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
-    num_classes = model.get_layer("length").output.shape[-1]
-    io = model_io(model)
-    val_ds = data_lib.make_dataset(
-        *val_data, batch_size=max(batch_of(0), 64), shuffle=False, num_classes=num_classes
-    ).map(io)
-    prepare_multi_worker(model, strategy, val_ds)
-    with multi_worker_logs(strategy):
-        if start and verbose:
-            print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
-        for epoch in range(start, int(epochs)):
-            train_ds = data_lib.make_dataset(
-                *train_data,
-                batch_size=batch_of(epoch),
-                shuffle=True,
-                augment_shift=augment_shift,
-                seed=seed + epoch,
-                num_classes=num_classes,
-            ).map(io)
-            model.fit(
-                train_ds,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                validation_data=val_ds,
-                # user callbacks before the checkpoint, so metrics they add reach history.csv
-                callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
-                           tensorboard],
-                shuffle=False,  # the dataset is already shuffled per epoch
-                verbose=verbose,
-            )
-        results = model.evaluate(val_ds, verbose=0, return_dict=True)
-    history = checkpoint.history
-    metrics = {
-        "test_accuracy": float(results[accuracy_key(model)]),
-        "test_loss": float(results["loss"]),
-        "best_test_accuracy": max((r.get(monitor, 0.0) for r in history), default=None),
-        "epochs": len(history),
-        "train_time_s": float(sum(r.get("time_s", 0.0) for r in history)),
-        "params": int(model.count_params()),
-        "history": history,
-        "model_path": os.path.join(model_dir, "model.keras"),
-    }
-    save_model(model, metrics["model_path"])
-    write_json(os.path.join(model_dir, "metrics.json"), metrics)
-    return metrics
+    return fit_resumable(build_model, train_data, val_data, model_dir, epochs, capsnet_target,
+                         batch_size=batch_size, batch_policy=batch_policy, strategy=strategy,
+                         augment_shift=augment_shift, seed=seed, verbose=verbose,
+                         callbacks=callbacks, run_config=run_config, overwrite=overwrite)
 
 
 class EpochTimer(keras.callbacks.Callback):
