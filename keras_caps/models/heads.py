@@ -248,8 +248,24 @@ def feature_model(model):
 
 
 def unwrap(model):
-    """The capsnet inside a training wrapper that holds it as `.capsnet` (e.g. a
-    `keras_caps.pruning.CCMTrainer`), or `model` itself."""
+    """The capsnet inside a training wrapper that holds it as `.capsnet`, or `model` itself.
+
+    Args:
+        model: a keras_caps model, or a wrapper with a `.capsnet` attribute (e.g. a
+            `keras_caps.pruning.CCMTrainer`).
+    Returns:
+        The wrapped `keras.Model`, or `model` when it wraps nothing.
+
+    Example:
+
+    ```python
+    from keras_caps.models import mcu_capsnet
+    from keras_caps.models.heads import unwrap
+
+    model = mcu_capsnet("S")
+    assert unwrap(model) is model
+    ```
+    """
     inner = getattr(model, "capsnet", None)
     return inner if isinstance(inner, keras.Model) else model
 
