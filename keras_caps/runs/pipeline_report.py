@@ -1,0 +1,194 @@
+"""The pipeline's report: report.md, summary.md, summary.json and PNGs in <model_dir>/report/.
+
+Written by the "report" stage of keras_caps.runs.pipeline.
+
+One row per stage artefact (teacher, distilled student, pruned student, its power-of-two
+simulation, the int8 TFLite model): accuracy, parameters, FLOPs, model bytes, TFLM arena and
+latency, each with where it came from. Sizes ("bytes"): float32 weights of the inference head
+(4 x params) for Keras models, weight memory of the spec for the PoT simulation (bits / 8,
+exponents included), the flatbuffer for TFLite.
+"""
+
+from __future__ import annotations
+
+import os
+
+from keras_caps.analysis.convergence import markdown_table
+from keras_caps.io_utils import write_json, write_text
+from keras_caps.schedules import steps_for_epochs
+
+COLUMNS = [
+    ("stage", "stage", "s"), ("model", "model", "s"), ("accuracy", "test acc.", ".4f"),
+    ("tflm_accuracy", "TFLM test acc. (microcontroller)", ".4f"),
+    ("params", "params", ",d"), ("flops", "FLOPs", ",d"), ("bytes", "bytes", ",d"),
+    ("arena_bytes", "TFLM arena", ",d"), ("latency_ms", "ms / image (1 thread)", ".3f"),
+    ("seconds", "stage time (s)", ".0f"),
+]
+
+
+def summary_rows(results):
+    """The summary table rows from the stage results that exist."""
+    rows = []
+    for stage, label in (("teacher", "CapsNet teacher (float32)"),
+                         ("student", "student, transfer + KD (float32)"),
+                         ("prune", "student pruned + retrained (float32)")):
+        r = results.get(stage)
+        if r:
+            rows.append(dict(stage=stage, model=label, accuracy=r["accuracy"],
+                             params=r["params"], flops=r["flops"], bytes=4 * r["params"],
+                             seconds=r.get("stage_seconds")))
+    q, p = results.get("quantize"), results.get("prune")
+    if q:
+        rows.append(dict(
+            stage="quantize",
+            model=f"pruned student, PoT approach {q['approach']} "
+                  f"(weights x{q['weight_reduction']:.2f}, acts x{q['activation_reduction']:.2f})",
+            accuracy=q["accuracy"], params=p["params"] if p else None,
+            flops=p["flops"] if p else None, bytes=int(q["weight_bits_total"] // 8),
+            seconds=q.get("stage_seconds")))
+    e, x = results.get("evaluate"), results.get("export")
+    for mode, label in (("int8", "pruned student, int8 TFLite (TFLM)"),
+                        ("int8_pot", "pruned student, int8 TFLite, power-of-two scales")):
+        if e and x and mode in e:
+            rows.append(dict(
+                stage=f"export+evaluate {mode}", model=label, accuracy=e[mode]["accuracy"],
+                tflm_accuracy=e[mode].get("tflm_accuracy"),
+                params=p["params"] if p else None, flops=p["flops"] if p else None,
+                bytes=x[mode]["bytes"], arena_bytes=e[mode].get("arena_bytes"),
+                latency_ms=e[mode].get("latency_ms_1t"),
+                seconds=(x.get("stage_seconds") or 0) + (e.get("stage_seconds") or 0)))
+    return rows
+
+
+def dead_capsule_section(model_path, images, out, num_batches=4):
+    """Heatmaps of a deep teacher's capsule activations and its dead percentages (lines)."""
+    from keras_caps.analysis.activations import (
+        capsule_activations,
+        dead_percentages,
+        write_heatmaps,
+    )
+    from keras_caps.runs.models import load_capsnet
+
+    acts = capsule_activations(load_capsnet(model_path), images, num_batches=num_batches)
+    write_heatmaps(acts, os.path.join(out, "heatmaps"), prefix="teacher_")
+    dead = dead_percentages(acts)
+    lines = ["Dead capsules of the teacher (|mean output| <= 0.01, "
+             f"{num_batches} test batches): "
+             + ", ".join(f"{name} {pct:.1f} %" for name, pct in dead.items())
+             + ". Heatmaps: heatmaps/teacher_*.png.", ""]
+    return lines, dead
+
+
+def confusion_section(config, out, exported, evaluated):
+    """Confusion-matrix PNGs of the int8 models (class names on the axes) and report lines."""
+    from keras_caps import plots
+    from keras_caps.runs.datasets import class_names
+
+    pngs, figures = {}, []
+    for mode in ("int8", "int8_pot"):
+        matrix = evaluated.get(mode, {}).get("confusion_matrix")
+        if not matrix:
+            continue
+        names = exported.get("class_names")
+        if not names or len(names) != len(matrix):
+            names = class_names(config, len(matrix))
+        pngs[f"confusion_{mode}"] = plots.plot_confusion_matrix(
+            matrix, os.path.join(out, f"confusion_{mode}.png"), names,
+            title=f"{mode} TFLite on {config.dataset}")
+        figures.append(f"![{mode} confusion matrix](confusion_{mode}.png)")
+    lines = []
+    if figures:
+        names = exported.get("class_names")
+        if names:
+            lines += [f"Classes ({len(names)}; line i of export/labels.txt is class i): "
+                      + ", ".join(names) + ".", ""]
+        lines += [" ".join(figures), ""]
+    return {"pngs": pngs, "lines": lines}
+
+
+def write_report(config, out, results, data=None):
+    """Writes the report files into `out`.
+
+    Args:
+        config: the PipelineConfig (the run's settings, quoted in the report).
+        out: the report folder.
+        results: {stage: result} of the finished stages.
+        data: the pipeline's ((x_train, y_train), (x_test, y_test)); with a deep_capsnet
+            teacher its test images give the dead-capsule heatmaps.
+    Returns:
+        {"report", "summary_md", "rows", "pngs", "dead_percentages"}.
+    """
+    from keras_caps import plots
+    from keras_caps.runs import optimization
+
+    os.makedirs(out, exist_ok=True)
+    rows = summary_rows(results)
+    table = markdown_table(rows, COLUMNS)
+    pngs = {}
+    points = [(r["stage"], r["bytes"], r["accuracy"]) for r in rows if r.get("bytes")]
+    if points:
+        pngs["accuracy_vs_size"] = plots.plot_accuracy_vs_size(
+            points, os.path.join(out, "accuracy_vs_size.png"))
+    policy = optimization.batch_policy(config)
+    pngs["batch_schedule"] = plots.plot_batch_schedule(
+        policy, max(1, config.epochs), os.path.join(out, "batch_schedule.png"),
+        title=f"teacher batch size ({config.batch_policy})")
+    n = results.get("teacher", {}).get("train_examples") or config.train_examples or 60000
+    schedule = optimization.lr_schedule(config, n, policy)
+    steps = sum(steps_for_epochs(policy, n, config.epochs))
+    pngs["lr_schedule"] = plots.plot_lr_schedules(
+        {config.lr_policy if config.batch_policy != "warmadabatch" else "warmadabatch": schedule},
+        steps, os.path.join(out, "lr_schedule.png"), title="teacher learning rate")
+    tflite = results.get("export", {})
+    ev = results.get("evaluate", {})
+    confusion = confusion_section(config, out, tflite, ev)
+    pngs.update(confusion["pngs"])
+    lines = [
+        "# keras-caps pipeline report", "",
+        f"Dataset {config.dataset}: {config.train_examples or 'all'} training and "
+        f"{config.test_examples or 'all'} test images; preset {config.preset}; teacher "
+        f"{config.epochs} epochs ({config.batch_policy}), student {config.student_epochs or config.epochs} "
+        f"epochs of transfer + distillation (T={config.temperature}), pruning ratio "
+        f"{config.pruning_ratio} (CCM {config.ccm_epochs} + retrain {config.retrain_epochs} epochs), "
+        f"PoT approach {config.approach} with tolerance {config.tolerance} points.", "",
+        table, "",
+        "Accuracies: Keras rows on all the test images the pipeline used; the PoT and int8 "
+        "rows on the test images the bit-width search did not use "
+        f"({ev.get('examples', '?')} for the TFLite rows, with LiteRT), where the pruned float "
+        "model "
+        f"scores {results.get('quantize', {}).get('float_test_accuracy', float('nan')):.4f}.",
+        "",
+    ]
+    for mode in ("int8", "int8_pot"):
+        if mode in tflite:
+            t = tflite[mode]
+            lines.append(f"{mode} TFLite: `{t['tflite']}`, {t['bytes']:,} bytes, TFLite Micro op "
+                         f"audit{' with power-of-two scales' if mode == 'int8_pot' else ''} "
+                         f"{'passed' if t.get('audit_ok') else 'FAILED'}.")
+        if mode in ev:
+            arena = ev[mode].get("arena_bytes")
+            lines.append(
+                f"{mode} in TFLite Micro: arena {arena:,} bytes; accuracy "
+                f"{ev[mode].get('tflm_accuracy', float('nan')):.4f} in TFLite Micro and "
+                f"{ev[mode].get('accuracy', float('nan')):.4f} in LiteRT on "
+                f"{ev[mode].get('tflm_examples', ev.get('examples', 0)):,} test images; "
+                f"TFLM = LiteRT argmax on "
+                f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of them."
+                if arena else f"{mode}: TFLite Micro did not run: {ev[mode].get('tflm_error')}")
+    lines.append("")
+    lines += confusion["lines"]
+    lines += ["![accuracy vs size](accuracy_vs_size.png)", "",
+              "![batch schedule](batch_schedule.png) ![lr schedule](lr_schedule.png)", "",
+              "Per-stage details: teacher/, student/ (metrics.json, history.csv), prune/report.md, "
+              "quantize/report.md, export/audit.json, evaluate/evaluation.json.", ""]
+    dead = None
+    if config.model == "deep_capsnet" and data is not None and "teacher" in results:
+        section, dead = dead_capsule_section(results["teacher"]["model"], data[1][0], out)
+        lines += section
+    report_path = os.path.join(out, "report.md")
+    write_text(report_path, "\n".join(lines))
+    summary_path = os.path.join(out, "summary.md")
+    write_text(summary_path, table + "\n")
+    write_json(os.path.join(out, "summary.json"), rows)
+    return {"report": report_path, "summary_md": summary_path, "rows": rows, "pngs": pngs,
+            "dead_percentages": dead}
