@@ -7,9 +7,9 @@ import numpy as np
 
 def int8_measurements(model, train_images):
     """{"flatbuffer", "bytes", "arena_bytes", "float_ops"} of the int8 export of `model`."""
-    from tflite.audit import audit
-    from tflite.evaluate import tflm_arena_bytes
-    from tflite.export import convert
+    from keras_caps.lite.audit import audit
+    from keras_caps.lite.evaluate import tflm_arena_bytes
+    from keras_caps.lite.export import convert
 
     flatbuffer = convert(model, "int8", train_images)
     report = audit(flatbuffer, int8=True)
@@ -20,7 +20,7 @@ def int8_measurements(model, train_images):
 
 def tflm_accuracy(flatbuffer, images, labels, arena_bytes):
     """Top-1 accuracy of the int8 flatbuffer computed by TFLite Micro on (images, labels)."""
-    from tflite.evaluate import compare_tflm_litert
+    from keras_caps.lite.evaluate import compare_tflm_litert
 
     result = compare_tflm_litert(flatbuffer, images, arena_bytes + 4096)
     return float(np.mean(result["tflm_predictions"] == np.asarray(labels)[: result["examples"]]))

@@ -6,8 +6,8 @@ r"""Microcontroller CapsNets: params, FLOPs, int8 bytes, TFLite Micro arena and 
 
 For each size of `keras_caps.models.mcu_capsnet` (and, with --cnn, the plain CNN with the same
 backbone, `keras_caps.models.cnn_like`): parameter count, forward FLOPs, and the int8 export
-(`tflite.export.convert`, calibrated on 200 training images): flatbuffer bytes, TFLite Micro
-arena, float ops left (tflite.audit). With --epochs > 0 each model is trained with the one
+(`keras_caps.lite.export.convert`, calibrated on 200 training images): flatbuffer bytes,
+TFLite Micro arena, float ops left (keras_caps.lite.audit). With --epochs > 0 each model is trained with the one
 recipe (Adam, cosine LR --learning_rate -> --lr_min, --augment_shift, --batch_size; CapsNets
 with the data-dependent capsule-length init, CNNs with cross-entropy) and evaluated on the
 evaluation split (the test split, or the last --validation_examples training images): float
@@ -122,9 +122,9 @@ def main(_):
     from keras_caps import data
     from keras_caps.analysis.flops import total_flops
     from keras_caps.io_utils import markdown_table, write_study
+    from keras_caps.lite.evaluate import accuracy as litert_accuracy
+    from keras_caps.lite.evaluate import keras_accuracy
     from keras_caps.models import cnn_like, mcu_capsnet
-    from tflite.evaluate import accuracy as litert_accuracy
-    from tflite.evaluate import keras_accuracy
 
     keras.utils.set_random_seed(FLAGS.seed)
     train = data.load_arrays(FLAGS.dataset, "train", max_examples=FLAGS.train_examples)

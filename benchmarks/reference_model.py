@@ -3,11 +3,12 @@ r"""Measures a trained model and writes it as a shipped reference model with its
     python -m benchmarks.reference_model --model=runs/mcu_s/best.keras \
         --name=fashion_mnist_mcu_s --command="python -m train.train_capsnet ..."
 
-Exports the int8 flatbuffer (calibrated on 200 training images, `tflite.export`), checks it with
-`tflite.audit`, measures the TFLite Micro arena, and evaluates float Keras, int8 LiteRT and int8
-TFLite Micro accuracy on the whole test split (and on its first 1,000 images, which the tests
-check against). Writes keras_caps/pretrained_models/<name>.keras (no optimizer state),
-<name>_int8.tflite and <name>.json (the card), loadable with `keras_caps.models.pretrained`.
+Exports the int8 flatbuffer (calibrated on 200 training images, `keras_caps.lite.export`),
+checks it with `keras_caps.lite.audit`, measures the TFLite Micro arena, and evaluates float
+Keras, int8 LiteRT and int8 TFLite Micro accuracy on the whole test split (and on its first
+1,000 images, which the tests check against). Writes keras_caps/pretrained_models/<name>.keras
+(no optimizer state), <name>_int8.tflite and <name>.json (the card), loadable with
+`keras_caps.models.pretrained`.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ def main(_):
     from benchmarks.int8_measure import int8_measurements, tflm_accuracy
     from keras_caps import data
     from keras_caps.analysis.flops import total_flops
+    from keras_caps.lite.evaluate import accuracy as litert_accuracy
+    from keras_caps.lite.evaluate import keras_accuracy
     from keras_caps.models.heads import classifier
     from keras_caps.models.reference import write_reference
-    from tflite.evaluate import accuracy as litert_accuracy
-    from tflite.evaluate import keras_accuracy
 
     model = keras.saving.load_model(FLAGS.model, compile=False, safe_mode=True)
     train_images, _ = data.load_arrays(FLAGS.dataset, "train", max_examples=2000)

@@ -1,9 +1,8 @@
 """One `__main__` wrapper for every binary: user errors as one line, bugs with a traceback.
 
-    if __name__ == "__main__":
-        define_flags()
-        run_main(main)                 # absl binaries (train/)
-        run_main(main, use_absl=False) # argparse binaries (tflite/): main(argv) -> exit code
+    run_main(main)                  # absl binaries (keras_caps.runs.cli, behind train/)
+    run_main(main, use_absl=False)  # argparse binaries (keras_caps.lite.cli, behind tflite/):
+                                    # main(argv) -> exit code
 
 A user error prints `error: <message>` on stderr and exits with status 2 (absl's own flag
 errors exit with 1 and print the flag's message). A user error is a

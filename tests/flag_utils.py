@@ -1,11 +1,18 @@
-"""absl flag values as a plain dict, for calling the binaries' run() functions in tests."""
+"""Parsing a binary's command line into absl flags, for tests of flags -> config."""
+
+import contextlib
 
 from absl import flags
 
 
-def flag_defaults(define_flags):
-    """Defines a binary's flags (idempotent) and returns {flag name: default value}."""
-    define_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["prog"])
-    return {name: flags.FLAGS[name].value for name in flags.FLAGS}
+@contextlib.contextmanager
+def parsed_flags(define, argv):
+    """Defines a binary's flags (idempotent), parses `argv` (without the program name) into
+    absl.flags.FLAGS, and resets every flag to its default on exit."""
+    define()
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["prog", *argv])
+    try:
+        yield flags.FLAGS
+    finally:
+        flags.FLAGS.unparse_flags()

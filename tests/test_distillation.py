@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import keras
 import numpy as np
@@ -12,15 +11,15 @@ import pytest
 
 from keras_caps import data
 from keras_caps.models import capsnet
+from keras_caps.runs import DistillConfig
+from keras_caps.runs.distill import distill
 from keras_caps.training.distillation import (
     Distiller,
     distillation_kl,
     length_crossentropy,
     soft_probabilities,
 )
-from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
-from train import distill
 
 SMALL = dict(input_shape=(12, 12, 1), conv_kernel=3, primary_kernel=3)
 
@@ -152,14 +151,13 @@ def test_mismatched_teacher_and_student_are_rejected():
 
 
 def _flags(tmp_path, **overrides):
-    values = flag_defaults(distill.define_flags)
-    values.update(
+    values = dict(
         model_dir=str(tmp_path / "kd"), student_conv_filters=4, student_primary_capsules=2,
         student_primary_dim=4, student_class_dim=4, epochs=1, batch_size=8, verbose=0,
         transfer_init=True, temperature=3.0, alpha=1.0, beta=1.0,
     )
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return DistillConfig(**values)
 
 
 def test_distill_binary_writes_artifacts_and_resumes(tmp_path):
@@ -167,7 +165,7 @@ def test_distill_binary_writes_artifacts_and_resumes(tmp_path):
     _teacher().save(teacher_path)
     data_pair = (_data(32), _data(16, 1))
     fv = _flags(tmp_path, teacher=teacher_path)
-    metrics = distill.run(fv, datasets_override=data_pair)
+    metrics = distill(fv, datasets_override=data_pair)
     run_dir = tmp_path / "kd"
     for name in ("model.keras", "best.keras", "metrics.json", "history.csv",
                  "transfer_report.json", "checkpoints/last.keras", "checkpoints/state.json"):
@@ -178,12 +176,12 @@ def test_distill_binary_writes_artifacts_and_resumes(tmp_path):
     assert metrics["params"] < metrics["teacher_params"]
     student = keras.saving.load_model(str(run_dir / "model.keras"))
     assert student.get_layer("class_caps").capsule_dim == 4  # the student alone
-    again = distill.run(_flags(tmp_path, teacher=teacher_path, epochs=2),
-                        datasets_override=data_pair)
+    again = distill(_flags(tmp_path, teacher=teacher_path, epochs=2),
+                    datasets_override=data_pair)
     assert [row["epoch"] for row in again["history"]] == [1, 2]
     with pytest.raises(ValueError, match="--teacher .* does not exist"):
-        distill.run(_flags(tmp_path, teacher=str(tmp_path / "nope.keras")),
-                    datasets_override=data_pair)
+        distill(_flags(tmp_path, teacher=str(tmp_path / "nope.keras")),
+                datasets_override=data_pair)
 
 
 def test_fit_distiller_runs_user_callbacks_before_the_checkpoint(tmp_path):

@@ -1,20 +1,18 @@
-"""The FasTrCaps study binary on tiny synthetic data."""
+"""The FasTrCaps study (train/fastrcaps_study.py) on tiny synthetic data."""
 
 import json
-import types
 
 import pytest
 
 from keras_caps.analysis.convergence import convergence_summary
 from keras_caps.io_utils import markdown_table
-from tests.flag_utils import flag_defaults
+from keras_caps.runs import FastrcapsStudyConfig
+from keras_caps.runs.fastrcaps_study import fastrcaps_study
 from tests.test_train_capsnet import _data
-from train import fastrcaps_study
 
 
-def _study_flags(tmp_path, **overrides):
-    values = flag_defaults(fastrcaps_study.define_flags)
-    values.update(fastrcaps_study.PRESETS["quick"])
+def _study_config(tmp_path, **overrides):
+    values = dict(FastrcapsStudyConfig.PRESETS["quick"])
     values.update(
         model_dir=str(tmp_path / "study"), conv_filters=8, conv_kernel=3, primary_capsules=4,
         primary_dim=4, primary_kernel=3, class_dim=6, epochs=2, batch_size=16,
@@ -23,12 +21,12 @@ def _study_flags(tmp_path, **overrides):
         test_examples=None,
     )
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return FastrcapsStudyConfig(**values)
 
 
 def test_study_trains_each_policy_and_reports(tmp_path):
-    summary = fastrcaps_study.run(_study_flags(tmp_path),
-                                  datasets_override=(_data(48), _data(16, 1)))
+    summary = fastrcaps_study(_study_config(tmp_path),
+                              datasets_override=(_data(48), _data(16, 1)))
     assert [r["policy"] for r in summary["rows"]] == ["fixed", "warmadabatch", "one_cycle"]
     fixed = summary["rows"][0]
     assert fixed["max_accuracy"] == summary["baseline_max_accuracy"]
@@ -44,11 +42,11 @@ def test_study_trains_each_policy_and_reports(tmp_path):
 
 def test_study_rejects_bad_policy_lists(tmp_path):
     with pytest.raises(ValueError, match="unknown policies"):
-        fastrcaps_study.run(_study_flags(tmp_path, policies=["fixed", "sgdr"]),
-                            datasets_override=(_data(), _data()))
+        fastrcaps_study(_study_config(tmp_path, policies=["fixed", "sgdr"]),
+                        datasets_override=(_data(), _data()))
     with pytest.raises(ValueError, match="needs the 'fixed' baseline"):
-        fastrcaps_study.run(_study_flags(tmp_path, policies=["one_cycle"]),
-                            datasets_override=(_data(), _data()))
+        fastrcaps_study(_study_config(tmp_path, policies=["one_cycle"]),
+                        datasets_override=(_data(), _data()))
 
 
 def test_convergence_summary_hand_computed():

@@ -1,18 +1,16 @@
-"""The KD / TL study binary end to end on tiny synthetic data."""
+"""The KD / TL study (train/kd_study.py) end to end on tiny synthetic data."""
 
 import json
-import types
 
 import pytest
 
-from tests.flag_utils import flag_defaults
+from keras_caps.runs import KdStudyConfig
+from keras_caps.runs.kd_study import kd_study, target_check
 from tests.test_train_capsnet import _data
-from train import kd_study
 
 
-def _study_flags(tmp_path, **overrides):
-    values = flag_defaults(kd_study.define_flags)
-    values.update(kd_study.PRESETS["quick"])
+def _study_config(tmp_path, **overrides):
+    values = dict(KdStudyConfig.PRESETS["quick"])
     values.update(
         model_dir=str(tmp_path / "study"), conv_filters=8, conv_kernel=3, primary_capsules=4,
         primary_dim=4, primary_kernel=3, class_dim=6, teacher_epochs=1,
@@ -21,12 +19,12 @@ def _study_flags(tmp_path, **overrides):
         test_examples=None, latency_batch=8, latency_repeats=2, teacher=None,
     )
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return KdStudyConfig(**values)
 
 
 def test_study_trains_teacher_and_each_method_and_reports(tmp_path):
-    fv = _study_flags(tmp_path, kd_methods=["baseline", "tl", "kd_tl"])  # kd: next test
-    summary = kd_study.run(fv, datasets_override=(_data(32), _data(16, 1)))
+    fv = _study_config(tmp_path, kd_methods=["baseline", "tl", "kd_tl"])  # kd: next test
+    summary = kd_study(fv, datasets_override=(_data(32), _data(16, 1)))
     rows = summary["rows"]
     assert [r["method"] for r in rows] == ["teacher", "baseline", "tl", "kd_tl"]
     teacher, students = rows[0], rows[1:]
@@ -66,11 +64,11 @@ def test_target_check_reads_the_teacher_and_matching_baseline():
              "params": 90, "flops": 900},
             {"method": "kd_tl", "batch_size": 32, "lr_policy": "fixed", "test_accuracy": 0.83,
              "params": 90, "flops": 900}]
-    met, missed = kd_study.target_check(rows)
+    met, missed = target_check(rows)
     assert met["met"] and met["gap"] == pytest.approx(0.005)
     assert met["over_baseline"] == pytest.approx(0.045)
     assert not missed["met"] and missed["over_baseline"] is None  # no batch-32 baseline
-    assert kd_study.target_check(rows[1:]) == []
+    assert target_check(rows[1:]) == []
 
 
 def test_study_sweeps_batch_sizes_and_lr_policies_with_a_given_teacher(tmp_path):
@@ -78,9 +76,9 @@ def test_study_sweeps_batch_sizes_and_lr_policies_with_a_given_teacher(tmp_path)
 
     teacher_path = str(tmp_path / "teacher.keras")
     _teacher().save(teacher_path)
-    fv = _study_flags(tmp_path, teacher=teacher_path, kd_methods=["kd"], batch_sizes=["8", "16"],
+    fv = _study_config(tmp_path, teacher=teacher_path, kd_methods=["kd"], batch_sizes=["8", "16"],
                       lr_policies=["exponential"], lr_decay_steps=10)
-    rows = kd_study.run(fv, datasets_override=(_data(16), _data(8, 1)))["rows"]
+    rows = kd_study(fv, datasets_override=(_data(16), _data(8, 1)))["rows"]
     assert [(r["method"], r.get("batch_size"), r.get("lr_policy")) for r in rows] == [
         ("teacher (given)", None, None), ("kd", 8, "exponential"), ("kd", 16, "exponential")]
     teacher = rows[0]  # evaluated on the study's test split, not trained here
@@ -91,8 +89,8 @@ def test_study_sweeps_batch_sizes_and_lr_policies_with_a_given_teacher(tmp_path)
 
 def test_study_rejects_bad_method_and_policy_lists(tmp_path):
     with pytest.raises(ValueError, match="--kd_methods must name some of"):
-        kd_study.run(_study_flags(tmp_path, kd_methods=["fitnets"]),
-                     datasets_override=(_data(), _data()))
+        kd_study(_study_config(tmp_path, kd_methods=["fitnets"]),
+                 datasets_override=(_data(), _data()))
     with pytest.raises(ValueError, match=r"--lr_policies \['sgdr'\] unknown"):
-        kd_study.run(_study_flags(tmp_path, lr_policies=["sgdr"]),
-                     datasets_override=(_data(), _data()))
+        kd_study(_study_config(tmp_path, lr_policies=["sgdr"]),
+                 datasets_override=(_data(), _data()))

@@ -61,8 +61,8 @@ def test_family_saves_and_loads_with_safe_mode(tmp_path):
 
 
 def test_s_int8_export_is_integer_only_and_runs_in_tflite_micro():
-    from tflite import audit, export
-    from tflite.evaluate import compare_tflm_litert, tflm_arena_bytes
+    from keras_caps.lite import audit, export
+    from keras_caps.lite.evaluate import compare_tflm_litert, tflm_arena_bytes
 
     images = (RNG.rand(24, 28, 28, 1) ** 2 * 255).astype("uint8")
     flatbuffer = export.convert(mcu_capsnet("S"), "int8", images)
@@ -106,7 +106,7 @@ def test_reference_model_loads_with_safe_mode_and_matches_its_card(name):
     card = pretrained_lib.pretrained_card(name)
     assert model.count_params() == card["params"]
     flatbuffer = pretrained_lib.pretrained_tflite(name)
-    from tflite import audit
+    from keras_caps.lite import audit
 
     assert audit.audit(flatbuffer, int8=True).ok
     with pytest.raises(ValueError, match="no reference model"):
@@ -119,8 +119,8 @@ def test_reference_model_loads_with_safe_mode_and_matches_its_card(name):
 @pytest.mark.parametrize("name", ["fashion_mnist_mcu_s", "fashion_mnist_mcu_m"])
 def test_reference_model_accuracy_on_real_test_images(name):
     from keras_caps import data
-    from tflite.evaluate import accuracy as litert_accuracy
-    from tflite.evaluate import keras_accuracy
+    from keras_caps.lite.evaluate import accuracy as litert_accuracy
+    from keras_caps.lite.evaluate import keras_accuracy
 
     card = pretrained_lib.pretrained_card(name)
     images, labels = data.load_arrays("fashion_mnist", "test", max_examples=1000)

@@ -20,19 +20,17 @@ import numpy as np
 import pytest
 
 SCRIPT = r"""
-import json, sys, types
-from tests.flag_utils import flag_defaults
+import json, sys
+from keras_caps.runs import TrainConfig
+from keras_caps.runs.train import train
 from tests.synthetic import striped_images
-from train import train_capsnet
 
 model_dir, strategy, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-values = flag_defaults(train_capsnet.define_flags)
-values.update(model_dir=model_dir, conv_filters=8, conv_kernel=3, primary_capsules=4,
-              primary_dim=4, primary_kernel=3, class_dim=6, decoder="none", epochs=epochs,
-              batch_size=16, verbose=0, optimizer="sgd", learning_rate=0.3, lr_policy="fixed", init_length=0.0,
-              distribution_strategy=strategy)
-metrics = train_capsnet.run(types.SimpleNamespace(**values),
-                            datasets_override=(striped_images(64, 0), striped_images(32, 1)))
+config = TrainConfig(model_dir=model_dir, conv_filters=8, conv_kernel=3, primary_capsules=4,
+                     primary_dim=4, primary_kernel=3, class_dim=6, decoder="none", epochs=epochs,
+                     batch_size=16, verbose=0, optimizer="sgd", learning_rate=0.3,
+                     lr_policy="fixed", init_length=0.0, distribution_strategy=strategy)
+metrics = train(config, datasets_override=(striped_images(64, 0), striped_images(32, 1)))
 print("RESULT " + json.dumps({"loss": [r["loss"] for r in metrics["history"]],
                               "epochs": [r["epoch"] for r in metrics["history"]],
                               "test_accuracy": metrics["test_accuracy"],

@@ -3,7 +3,6 @@ confusion matrices, and saved models that do not match the data."""
 
 import json
 import os
-import types
 
 import numpy as np
 import pytest
@@ -11,20 +10,34 @@ import pytest
 from keras_caps import plots
 from keras_caps.models import capsnet, deep_capsnet
 from keras_caps.models.compat import InputSizeError, ModelDataMismatch, check_model_data
+from keras_caps.runs import (
+    DataConfig,
+    DistillConfig,
+    FinetuneConfig,
+    PipelineConfig,
+    PruneConfig,
+    QuantizeConfig,
+    TrainConfig,
+    datasets,
+)
+from keras_caps.runs.distill import distill
+from keras_caps.runs.finetune import finetune
+from keras_caps.runs.pipeline import STAGES, pipeline
+from keras_caps.runs.prune import prune
+from keras_caps.runs.quantize import quantize
+from keras_caps.runs.train import train
 from tests.data_fixtures import write_folder, write_npz
-from tests.flag_utils import flag_defaults
-from train import distill, finetune, pipeline, prune, quantize, train_capsnet
 
 CLASSES = ("circle", "square", "triangle")
 TINY = dict(conv_filters=8, conv_kernel=3, primary_capsules=4, primary_dim=4, primary_kernel=3,
             class_dim=6, decoder="none", epochs=1, batch_size=16, verbose=0)
 
 
-def _flags(define, tmp_path, **overrides):
-    values = flag_defaults(define)
-    values.update(model_dir=str(tmp_path / "run"), **TINY)
-    values.update(overrides)
-    return types.SimpleNamespace(**values)
+def _config(cls, tmp_path, **overrides):
+    names = cls.field_names()  # QuantizeConfig has no model or run-folder fields
+    values = {k: v for k, v in dict(model_dir=str(tmp_path / "run"), **TINY).items()
+              if k in names}
+    return cls(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +61,10 @@ def test_architectures_name_their_minimum_size():
 
 
 def test_train_capsnet_on_a_folder_takes_its_shape_and_classes(tmp_path, shapes):
-    fl = _flags(train_capsnet.define_flags, tmp_path, dataset=f"folder:{shapes}",
-                image_size="20", test_fraction=0.25, balance="oversample", denoise="median",
-                remove_constant_features=True)
-    metrics = train_capsnet.run(fl)
+    fl = _config(TrainConfig, tmp_path, dataset=f"folder:{shapes}",
+                 image_size="20", test_fraction=0.25, balance="oversample", denoise="median",
+                 remove_constant_features=True)
+    metrics = train(fl)
     import keras
 
     model = keras.saving.load_model(os.path.join(fl.model_dir, "model.keras"), compile=False)
@@ -61,25 +74,25 @@ def test_train_capsnet_on_a_folder_takes_its_shape_and_classes(tmp_path, shapes)
 
 
 def test_too_small_images_fail_before_anything_is_written(tmp_path, shapes):
-    fl = _flags(train_capsnet.define_flags, tmp_path, dataset=f"folder:{shapes}",
-                image_size="12", conv_kernel=9, primary_kernel=9)
+    fl = _config(TrainConfig, tmp_path, dataset=f"folder:{shapes}",
+                 image_size="12", conv_kernel=9, primary_kernel=9)
     with pytest.raises(InputSizeError, match=r"at least 17x17 pixels, got 12x12"):
-        train_capsnet.run(fl)
+        train(fl)
     assert not os.path.exists(fl.model_dir)
     with pytest.raises(ValueError, match="--grayscale and --channels=3"):
-        train_capsnet.data_options(types.SimpleNamespace(grayscale=True, channels=3))
+        DataConfig(grayscale=True, channels=3)
 
 
 def test_preprocessing_flags_apply_to_loaded_data_only(tmp_path, shapes):
-    fl = _flags(train_capsnet.define_flags, tmp_path, dataset=f"folder:{shapes}",
-                balance="undersample", denoise="gaussian", remove_constant_features=True)
-    (x, y), (xt, yt) = train_capsnet.load_datasets(fl)
+    fl = _config(TrainConfig, tmp_path, dataset=f"folder:{shapes}",
+                 balance="undersample", denoise="gaussian", remove_constant_features=True)
+    (x, y), (xt, yt) = datasets.load_datasets(fl, seed=fl.seed)
     assert x.shape[1:] == (24, 24, 1) and len(set(np.bincount(y).tolist())) == 1
-    raw, _ = train_capsnet.load_datasets(_flags(train_capsnet.define_flags, tmp_path,
-                                                dataset=f"folder:{shapes}"))[0]
+    raw, _ = datasets.load_datasets(_config(TrainConfig, tmp_path,
+                                            dataset=f"folder:{shapes}"))[0]
     assert xt.shape[1:] == x.shape[1:] and x.std() < raw.std()  # denoised (smoother)
     override = ((x[:5], y[:5]), (xt, yt))
-    (xo, yo), _ = train_capsnet.load_datasets(fl, override)
+    (xo, yo), _ = datasets.load_datasets(fl, override)
     assert xo is override[0][0]  # an override is taken as prepared: not denoised twice
 
 
@@ -98,32 +111,32 @@ def test_saved_model_that_does_not_match_the_data(tmp_path, shapes):
         check_model_data(model, (24, 24, 1), 10)
     path = str(tmp_path / "m.keras")
     model.save(path)
-    fl = _flags(finetune.define_flags, tmp_path, dataset=f"folder:{shapes}", image_size="20",
-                pretrained=path)
+    fl = _config(FinetuneConfig, tmp_path, dataset=f"folder:{shapes}", image_size="20",
+                 pretrained=path)
     with pytest.raises(ModelDataMismatch, match=r"--pretrained .*m.keras does not match "
                                                 r"--dataset=folder:.*20x20x1"):
-        finetune.run(fl)
-    df = _flags(distill.define_flags, tmp_path, dataset=f"npz:{write_npz(tmp_path / 'd.npz')}",
-                teacher=path)
+        finetune(fl)
+    df = _config(DistillConfig, tmp_path,
+                 dataset=f"npz:{write_npz(tmp_path / 'd.npz')}", teacher=path)
     with pytest.raises(ModelDataMismatch, match=r"--teacher .*24x24x1 but the data's are "
                                                 r"12x12x1"):
-        distill.run(df)
-    pf = _flags(prune.define_flags, tmp_path, dataset=f"folder:{shapes}", grayscale=False,
-                channels=3, base_model=path)
+        distill(df)
+    pf = _config(PruneConfig, tmp_path, dataset=f"folder:{shapes}", grayscale=False,
+                 channels=3, base_model=path)
     with pytest.raises(ModelDataMismatch, match=r"--base_model .*24x24x1 but the data's are "
                                                 r"24x24x3.*--grayscale"):
-        prune.run(pf)
+        prune(pf)
     assert not os.path.exists(tmp_path / "run")
-    qf = _flags(quantize.define_flags, tmp_path, dataset=f"folder:{shapes}", image_size="20",
-                model_path=path, output_dir=str(tmp_path / "q"), search_split="test[:6]",
-                test_split="test[6:]", calibration_batches=1, preset="none")
+    qf = _config(QuantizeConfig, tmp_path, dataset=f"folder:{shapes}", image_size="20",
+                 model_path=path, output_dir=str(tmp_path / "q"), search_split="test[:6]",
+                 test_split="test[6:]", calibration_batches=1, preset="none")
     with pytest.raises(ModelDataMismatch, match="--model_path"):
-        quantize.run(qf)
+        quantize(qf)
     assert not os.path.exists(tmp_path / "q")
 
 
 def test_tflite_export_and_evaluate_with_class_names(tmp_path, shapes):
-    from tflite import evaluate, export
+    from keras_caps.lite.cli import evaluate_main, export_main
 
     model = capsnet(input_shape=(24, 24, 1), num_classes=3, conv_filters=4, conv_kernel=3,
                     primary_capsules=2, primary_dim=4, primary_kernel=3, decoder=None)
@@ -132,19 +145,19 @@ def test_tflite_export_and_evaluate_with_class_names(tmp_path, shapes):
     out = tmp_path / "exp" / "m_int8.tflite"
     args = ["--model", path, "--out", str(out), "--dataset", f"folder:{shapes}",
             "--num_calibration", "8"]
-    assert export.main(args) == 0
+    assert export_main(args) == 0
     assert (tmp_path / "exp" / "labels.txt").read_text().splitlines() == list(CLASSES)
     bad = tmp_path / "bad" / "m.tflite"
     with pytest.raises(ModelDataMismatch, match=r"24x24x1 but the data's are 20x20x1"):
-        export.main(["--model", path, "--out", str(bad), "--dataset", f"folder:{shapes}",
+        export_main(["--model", path, "--out", str(bad), "--dataset", f"folder:{shapes}",
                      "--image_size", "20"])
     assert not bad.exists() and not (tmp_path / "bad" / "labels.txt").exists()
-    assert evaluate.main(["--tflite", str(out), "--dataset", f"folder:{shapes}",
+    assert evaluate_main(["--tflite", str(out), "--dataset", f"folder:{shapes}",
                           "--latency_repeats", "1"]) == 0
     assert (tmp_path / "exp" / "m_int8_confusion.png").stat().st_size > 0
     with pytest.raises(ModelDataMismatch, match=r"--tflite .* 24x24x1 but the data's are "
                                                 r"24x24x3.*--grayscale"):
-        evaluate.main(["--tflite", str(out), "--dataset", f"folder:{shapes}", "--channels", "3"])
+        evaluate_main(["--tflite", str(out), "--dataset", f"folder:{shapes}", "--channels", "3"])
 
 
 def test_confusion_matrix_png(tmp_path):
@@ -159,9 +172,9 @@ def test_confusion_matrix_png(tmp_path):
 def test_npz_dataset_trains(tmp_path):
     path = write_npz(tmp_path / "d.npz", n_train=24, n_test=9, size=12,
                      class_names=np.array(["a", "b", "c"]))
-    fl = _flags(train_capsnet.define_flags, tmp_path, dataset=f"npz:{path}")
-    metrics = train_capsnet.run(fl)
-    assert train_capsnet.class_names(fl) == ("a", "b", "c")
+    fl = _config(TrainConfig, tmp_path, dataset=f"npz:{path}")
+    metrics = train(fl)
+    assert datasets.class_names(fl) == ("a", "b", "c")
     assert "test_accuracy" in metrics
 
 
@@ -180,13 +193,12 @@ PIPELINE = dict(
 
 @pytest.mark.slow
 def test_pipeline_end_to_end_on_a_folder_dataset(tmp_path, shapes):
-    values = flag_defaults(pipeline.define_flags)
-    values.update(pipeline.PRESETS["quick"])
+    values = dict(PipelineConfig.PRESETS["quick"])
     values.update(PIPELINE, model_dir=str(tmp_path / "run"), preset="quick",
                   dataset=f"folder:{shapes}", grayscale=True, image_size="24", search_examples=4)
-    results = pipeline.run(types.SimpleNamespace(**values))
+    results = pipeline(PipelineConfig(**values))
     run = tmp_path / "run"
-    assert list(results) == list(pipeline.STAGES)
+    assert list(results) == list(STAGES)
     assert (run / "export" / "labels.txt").read_text().splitlines() == list(CLASSES)
     assert results["export"]["class_names"] == list(CLASSES)
     assert len(results["evaluate"]["int8"]["confusion_matrix"]) == 3

@@ -1,18 +1,16 @@
-"""train/pipeline.py end to end on tiny models and synthetic data."""
+"""The pipeline (train/pipeline.py) end to end on tiny models and synthetic data."""
 
 import json
-import types
 
 import pytest
 
-from tests.flag_utils import flag_defaults
+from keras_caps.runs import PipelineConfig
+from keras_caps.runs.pipeline import STAGES, pipeline
 from tests.test_prune_binaries import _data
-from train import pipeline
 
 
-def _flags(tmp_path, **overrides):
-    values = flag_defaults(pipeline.define_flags)
-    values.update(pipeline.PRESETS["quick"])
+def _config(tmp_path, **overrides):
+    values = dict(PipelineConfig.PRESETS["quick"])
     values.update(
         model_dir=str(tmp_path / "run"), preset="quick", conv_filters=8, conv_kernel=3,
         primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6, decoder="none",
@@ -24,16 +22,16 @@ def _flags(tmp_path, **overrides):
         qat_examples=32,
     )
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return PipelineConfig(**values)
 
 
 @pytest.mark.slow
 def test_pipeline_runs_every_stage_then_skips_finished_ones(tmp_path):
     data = (_data(64), _data(32, 1))
-    results = pipeline.run(_flags(tmp_path), datasets_override=data)
+    results = pipeline(_config(tmp_path), datasets_override=data)
     run = tmp_path / "run"
-    assert list(results) == list(pipeline.STAGES)
-    for stage in pipeline.STAGES:
+    assert list(results) == list(STAGES)
+    for stage in STAGES:
         assert (run / stage / "done.json").exists(), stage
     for name in ("teacher/best.keras", "student/best.keras", "prune/pruned/best.keras",
                  "quantize/spec_C.json", "export/model_int8.tflite", "export/audit_int8.json",
@@ -54,23 +52,23 @@ def test_pipeline_runs_every_stage_then_skips_finished_ones(tmp_path):
     assert "int8 TFLite" in report and "accuracy_vs_size.png" in report
     # A re-run skips everything finished: no stage is redone, results are the same.
     mtime = (run / "teacher" / "best.keras").stat().st_mtime
-    again = pipeline.run(_flags(tmp_path), datasets_override=data)
+    again = pipeline(_config(tmp_path), datasets_override=data)
     assert again["evaluate"]["int8"]["accuracy"] == results["evaluate"]["int8"]["accuracy"]
     assert (run / "teacher" / "best.keras").stat().st_mtime == mtime
 
 
 def test_pipeline_stage_subset_needs_its_inputs(tmp_path):
     with pytest.raises(ValueError, match="stage 'prune' has not finished"):
-        pipeline.run(_flags(tmp_path, stages=["quantize"]), datasets_override=(_data(), _data()))
+        pipeline(_config(tmp_path, stages=["quantize"]), datasets_override=(_data(), _data()))
     with pytest.raises(ValueError, match="unknown --stages"):
-        pipeline.run(_flags(tmp_path, stages=["train"]))
+        pipeline(_config(tmp_path, stages=["train"]))
 
 
 @pytest.mark.slow
 def test_pipeline_report_has_dead_capsule_heatmaps_for_a_deep_teacher(tmp_path):
-    fv = _flags(tmp_path, stages=["teacher", "report"], model="deep_capsnet", num_capsules=4,
+    fv = _config(tmp_path, stages=["teacher", "report"], model="deep_capsnet", num_capsules=4,
                 capsule_dim=2, num_intermediate=1, backbone_filters=["4", "8", "8"])
-    results = pipeline.run(fv, datasets_override=(_data(32), _data(16, 1)))
+    results = pipeline(fv, datasets_override=(_data(32), _data(16, 1)))
     run = tmp_path / "run"
     assert (run / "report" / "heatmaps" / "teacher_all_layers.png").exists()
     dead = results["report"]["dead_percentages"]

@@ -1,29 +1,36 @@
-"""train/prune.py and train/vanishing_study.py end to end on tiny synthetic data."""
+"""The pruning flow (train/prune.py) and the vanishing study (train/vanishing_study.py) end to
+end on tiny synthetic data."""
 
 import json
-import types
 
 import pytest
 
-from tests.flag_utils import flag_defaults
+from keras_caps.runs import PruneConfig, VanishingConfig
+from keras_caps.runs.models import load_capsnet
+from keras_caps.runs.prune import prune
+from keras_caps.runs.vanishing_study import vanishing_study
 from tests.synthetic import striped_images
-from train import prune, vanishing_study
 
 
 def _data(n=32, seed=0):
     return striped_images(n, seed)
 
 
-def _flags(tmp_path, **overrides):
-    values = flag_defaults(vanishing_study.define_flags)
-    values.update(
-        model_dir=str(tmp_path / "run"), model="deep_capsnet", num_capsules=4, capsule_dim=2,
-        backbone_filters=["4", "8", "8"], class_dim=4, decoder="none", epochs=1, ccm_epochs=1,
-        retrain_epochs=1, batch_size=16, ci_batches=1, ci_batch_size=8, pruning_ratio=0.25,
-        verbose=0, dead_batches=1, run_eagerly=True,  # tiny models: faster than tracing
-    )
-    values.update(overrides)
-    return types.SimpleNamespace(**values)
+TINY = dict(
+    model="deep_capsnet", num_capsules=4, capsule_dim=2, backbone_filters=["4", "8", "8"],
+    class_dim=4, decoder="none", epochs=1, ccm_epochs=1, retrain_epochs=1, batch_size=16,
+    ci_batches=1, ci_batch_size=8, pruning_ratio=0.25, verbose=0,
+    run_eagerly=True,  # tiny models: faster than tracing
+)
+
+
+def _prune_config(tmp_path, **overrides):
+    return PruneConfig(**{**TINY, "model_dir": str(tmp_path / "run"), **overrides})
+
+
+def _study_config(tmp_path, **overrides):
+    return VanishingConfig(**{**TINY, "model_dir": str(tmp_path / "run"), "dead_batches": 1,
+                              **overrides})
 
 
 def test_prune_run_writes_report_and_shrinks_the_model(tmp_path):
@@ -32,8 +39,8 @@ def test_prune_run_writes_report_and_shrinks_the_model(tmp_path):
     base = deep_capsnet(4, 2, 0, input_shape=(12, 12, 1), backbone_filters=(4, 8, 8),
                         class_dim=4)
     base.save(str(tmp_path / "base.keras"))  # (the base training stage runs in the study test)
-    fv = _flags(tmp_path, base_model=str(tmp_path / "base.keras"))
-    metrics = prune.run(fv, datasets_override=(_data(), _data(16, 1)))
+    fv = _prune_config(tmp_path, base_model=str(tmp_path / "base.keras"))
+    metrics = prune(fv, datasets_override=(_data(), _data(16, 1)))
     run = tmp_path / "run"
     for name in ("ccm/capsnet.keras", "ccm/history.csv", "scores.json",
                  "pruned/best.keras", "pruned/kept.json", "metrics.json", "report.md"):
@@ -48,7 +55,7 @@ def test_prune_run_writes_report_and_shrinks_the_model(tmp_path):
     report = (run / "report.md").read_text()
     assert "PR=0.25" in report and "best test acc" in report
     # the equal-training control: the unpruned parent retrained the same way, and the target
-    control = prune.load_capsnet(str(run / "control" / "best.keras"))
+    control = load_capsnet(str(run / "control" / "best.keras"))
     assert control.get_layer("primary_caps").num_capsules == 4
     assert saved["control"]["params"] == saved["base"]["params"]
     target = saved["target"]
@@ -59,22 +66,21 @@ def test_prune_run_writes_report_and_shrinks_the_model(tmp_path):
                              and target["vs_control_met"])
     assert "control (PR=0)" in report and "Overall: **" in report
     # the pruned best model is a plain capsnet with the kept widths
-    from train.prune import load_capsnet
-
     pruned = load_capsnet(str(run / "pruned" / "best.keras"))
     assert pruned.get_layer("primary_caps").num_capsules == 3
 
 
 def test_prune_rejects_bad_ratio(tmp_path):
     with pytest.raises(ValueError, match="pruning_ratio"):
-        prune.run(_flags(tmp_path, pruning_ratio=1.0), datasets_override=(_data(), _data(8, 1)))
+        prune(_prune_config(tmp_path, pruning_ratio=1.0),
+              datasets_override=(_data(), _data(8, 1)))
 
 
 def test_vanishing_study_runs_end_to_end(tmp_path):
-    fv = _flags(tmp_path, ccm_epochs=0, pruning_ratios=["0", "0.25"], recovery_ratios=["0.25"],
-                max_intermediate=2, collapse_accuracy=1.0, init_std=0.5, preset="none",
-                collapse_seeds=2)
-    summary = vanishing_study.run(fv, datasets_override=(_data(), _data(16, 1)))
+    fv = _study_config(tmp_path, ccm_epochs=0, pruning_ratios=["0", "0.25"],
+                       recovery_ratios=["0.25"], max_intermediate=2, collapse_accuracy=1.0,
+                       init_std=0.5, preset="none", collapse_seeds=2)
+    summary = vanishing_study(fv, datasets_override=(_data(), _data(16, 1)))
     run = tmp_path / "run"
     assert (run / "study.md").exists() and (run / "study.json").exists()
     assert summary["collapse_depth"] == 1  # every accuracy is <= 1.0
@@ -105,10 +111,10 @@ def test_vanishing_study_runs_end_to_end(tmp_path):
     assert seed_runs == ["collapse_I1_C4_s0", "collapse_I1_C4_s1"]
     assert "## (c) collapse rate at I = 1" in (run / "study.md").read_text()
     with pytest.raises(ValueError, match="collapse_seeds must be >= 0"):
-        vanishing_study.run(_flags(tmp_path, collapse_seeds=-1, init_std=0.5, preset="none"),
-                            datasets_override=(_data(), _data(16, 1)))
+        vanishing_study(_study_config(tmp_path, collapse_seeds=-1, init_std=0.5, preset="none"),
+                        datasets_override=(_data(), _data(16, 1)))
     with pytest.raises(ValueError, match="collapse_widths must all be >= 1"):  # before training
-        vanishing_study.run(_flags(tmp_path / "bad", collapse_seeds=1, collapse_widths=["0"],
-                                   init_std=0.5, preset="none"),
-                            datasets_override=(_data(), _data(16, 1)))
+        vanishing_study(_study_config(tmp_path / "bad", collapse_seeds=1, collapse_widths=["0"],
+                                      init_std=0.5, preset="none"),
+                        datasets_override=(_data(), _data(16, 1)))
     assert not (tmp_path / "bad" / "run").exists()

@@ -1,7 +1,6 @@
-"""train/quantize.py end to end on a tiny model with synthetic data."""
+"""Power-of-two quantization (train/quantize.py) end to end on a tiny model with synthetic data."""
 
 import json
-import types
 
 import keras
 import numpy as np
@@ -9,16 +8,15 @@ import pytest
 
 from keras_caps.models import capsnet
 from keras_caps.quantization import load_spec, simulate
-from tests.flag_utils import flag_defaults
-from train import quantize
+from keras_caps.runs import QuantizeConfig
+from keras_caps.runs.quantize import quantize
 
 
-def _flags(tmp_path, **overrides):
-    values = flag_defaults(quantize.define_flags)
-    values.update(output_dir=str(tmp_path / "q"), verbose=0, preset="none", tolerance=2.0,
+def _config(tmp_path, **overrides):
+    values = dict(output_dir=str(tmp_path / "q"), verbose=0, preset="none", tolerance=2.0,
                   max_bits=16, weight_reduction=3.0, model_path=None)
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return QuantizeConfig(**values)
 
 
 def _setup():
@@ -34,7 +32,7 @@ def _setup():
 @pytest.mark.slow
 def test_quantize_writes_specs_results_and_report(tmp_path):
     model, data = _setup()
-    summary = quantize.run(_flags(tmp_path, approach="all"), datasets_override=data, model=model)
+    summary = quantize(_config(tmp_path, approach="all"), datasets_override=data, model=model)
     out = tmp_path / "q"
     for name in ("spec_A.json", "spec_B.json", "spec_C.json", "results.json", "report.md"):
         assert (out / name).exists(), name
@@ -55,17 +53,17 @@ def test_quantize_writes_specs_results_and_report(tmp_path):
 
 def test_quantize_rejects_a_missing_model_and_negative_tolerance(tmp_path):
     with pytest.raises(ValueError, match="does not exist; train one first"):
-        quantize.run(_flags(tmp_path, model_path=str(tmp_path / "none.keras")))
+        quantize(_config(tmp_path, model_path=str(tmp_path / "none.keras")))
     with pytest.raises(ValueError, match="--tolerance must be >= 0"):
-        quantize.run(_flags(tmp_path, tolerance=-1.0))
+        quantize(_config(tmp_path, tolerance=-1.0))
 
 
 @pytest.mark.slow
 def test_quantize_with_qat_reports_a_float_control(tmp_path):
     model, data = _setup()
     x, y = data[1]
-    fv = _flags(tmp_path, approach="A", qat_epochs=1, max_bits=4, tolerance=100.0)
-    summary = quantize.run(fv, datasets_override=data, model=model, qat_override=(x, y))
+    fv = _config(tmp_path, approach="A", qat_epochs=1, max_bits=4, tolerance=100.0)
+    summary = quantize(fv, datasets_override=data, model=model, qat_override=(x, y))
     qat = summary["results"]["A"]["qat"]
     assert qat["epochs"] == 1 and len(qat["losses"]) == 1 and 0 <= qat["test_accuracy"] <= 1
     assert (tmp_path / "q" / "qat_A.keras").exists()

@@ -33,14 +33,11 @@ def test_small_capsnet_learns_fashion_mnist(tmp_path):
 def test_default_train_capsnet_learns_fashion_mnist(tmp_path):
     """Sabour's CapsNet with every train_capsnet default (recipe included) learns in one short
     epoch: before the capsule-length init was the default it stayed at chance (BENCHMARKS)."""
-    import types
+    from keras_caps.runs import TrainConfig
+    from keras_caps.runs.train import train
 
-    from tests.flag_utils import flag_defaults
-    from train import train_capsnet
-
-    values = flag_defaults(train_capsnet.define_flags)
-    values.update(model_dir=str(tmp_path / "run"), train_examples=3000, test_examples=1000,
-                  epochs=1, verbose=0)
-    assert values["init_length"] == 0.5 and values["model"] == "capsnet"
-    metrics = train_capsnet.run(types.SimpleNamespace(**values))
+    config = TrainConfig(model_dir=str(tmp_path / "run"), train_examples=3000,
+                         test_examples=1000, epochs=1, verbose=0)
+    assert config.init_length == 0.5 and config.model == "capsnet"
+    metrics = train(config)
     assert metrics["test_accuracy"] > 0.5, metrics["test_accuracy"]

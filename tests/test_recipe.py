@@ -3,23 +3,22 @@
 import pytest
 
 from benchmarks import recipe_ablation
-from tests.flag_utils import flag_defaults
-from train import train_capsnet
+from keras_caps.runs import KdStudyConfig, PruneConfig, TrainConfig, VanishingConfig
 
 
 def test_defaults_are_the_measured_recipe():
-    values = flag_defaults(train_capsnet.define_flags)
-    assert values["init_length"] == 0.5
-    assert values["lr_policy"] == "cosine" and values["lr_min"] == 1e-5
-    assert values["augment_shift"] == 0 and values["batch_size"] == 64
+    values = TrainConfig(model_dir="unused")
+    assert values.init_length == 0.5
+    assert values.lr_policy == "cosine" and values.lr_min == 1e-5
+    assert values.augment_shift == 0 and values.batch_size == 64
 
 
 def test_presets_build_their_models():
     for name in ("quick", "cpu_mcu", "cpu"):
-        preset = train_capsnet.PRESETS[name]
+        preset = TrainConfig.PRESETS[name]
         assert preset["model"] == "mcu_capsnet" and preset["init_length"] == 0.5
-    assert train_capsnet.PRESETS["cpu_mcu"]["epochs"] == 30  # the shipped reference model
-    assert train_capsnet.PRESETS["full"]["model"] == "capsnet"
+    assert TrainConfig.PRESETS["cpu_mcu"]["epochs"] == 30  # the shipped reference model
+    assert TrainConfig.PRESETS["full"]["model"] == "capsnet"
 
 
 def test_ablation_steps_accumulate_and_later_flags_win():
@@ -33,11 +32,10 @@ def test_ablation_steps_accumulate_and_later_flags_win():
     assert len(keys) == len(set(keys))  # one value per flag
 
 
-@pytest.mark.parametrize("study", ["kd_study", "prune", "vanishing_study"])
+@pytest.mark.parametrize("study", [KdStudyConfig, PruneConfig, VanishingConfig],
+                         ids=["kd_study", "prune", "vanishing_study"])
 def test_studies_pin_the_recipe_of_their_recorded_results(study):
-    import importlib
-
-    presets = importlib.import_module(f"train.{study}").PRESETS
+    presets = study.PRESETS
     for preset in presets.values():
         assert preset["lr_policy"] == "fixed" and preset["augment_shift"] == 0
         assert preset["init_length"] == 0.0

@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-import types
 import zipfile
 
 import numpy as np
@@ -24,24 +23,23 @@ from keras_caps.errors import (
     RunDirError,
     UserError,
 )
+from keras_caps.runs import PipelineConfig, TrainConfig
+from keras_caps.runs.train import train
 from keras_caps.training.run_dir import RunLock
-from tests.flag_utils import flag_defaults
 from tests.synthetic import striped_images
-from train import train_capsnet
 
 ENV = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3",
            CUDA_VISIBLE_DEVICES="")
 
 
-def _flags(tmp_path, **overrides):
-    values = flag_defaults(train_capsnet.define_flags)
-    values.update(
+def _config(tmp_path, **overrides):
+    values = dict(
         model_dir=str(tmp_path / "run"), conv_filters=8, conv_kernel=3, primary_capsules=4,
         primary_dim=4, primary_kernel=3, class_dim=6, decoder="none", epochs=1,
         batch_size=16, verbose=0,
     )
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return TrainConfig(**values)
 
 
 def _data():
@@ -52,7 +50,7 @@ def _data():
 def trained(tmp_path_factory):
     """A finished 1-epoch run (copied per test, so each test may damage its own)."""
     root = tmp_path_factory.mktemp("trained")
-    train_capsnet.run(_flags(root), datasets_override=_data())
+    train(_config(root), datasets_override=_data())
     return root / "run"
 
 
@@ -69,9 +67,9 @@ def _copy_run(trained, tmp_path):
 def test_second_run_on_a_locked_model_dir_fails_naming_the_holder(tmp_path):
     with RunLock(str(tmp_path / "run")):
         with pytest.raises(RunDirError, match=rf"in use by another run \(pid {os.getpid()} on"):
-            train_capsnet.run(_flags(tmp_path), datasets_override=_data())
+            train(_config(tmp_path), datasets_override=_data())
     # released: the same folder trains now
-    assert train_capsnet.run(_flags(tmp_path), datasets_override=_data())["epochs"] == 1
+    assert train(_config(tmp_path), datasets_override=_data())["epochs"] == 1
 
 
 def test_lock_is_held_across_processes(tmp_path):
@@ -97,12 +95,12 @@ def test_damaged_checkpoint_is_an_error_never_a_silent_restart(trained, tmp_path
     # state.json without last.keras (the case that lost a user's best.keras)
     (run / "checkpoints" / "last.keras").unlink()
     with pytest.raises(RunDirError, match="damaged or incomplete.*last.keras is missing.*--overwrite"):
-        train_capsnet.run(_flags(tmp_path, epochs=2), datasets_override=_data())
+        train(_config(tmp_path, epochs=2), datasets_override=_data())
     # a truncated last.keras
     full = (trained / "checkpoints" / "last.keras").read_bytes()
     (run / "checkpoints" / "last.keras").write_bytes(full[: len(full) // 2])
     with pytest.raises(RunDirError, match="not a readable .keras archive"):
-        train_capsnet.run(_flags(tmp_path, epochs=2), datasets_override=_data())
+        train(_config(tmp_path, epochs=2), datasets_override=_data())
     assert (run / "best.keras").read_bytes() == best  # nothing was overwritten
 
 
@@ -122,8 +120,8 @@ def test_results_without_checkpoint_need_overwrite(trained, tmp_path):
     run = _copy_run(trained, tmp_path)
     shutil.rmtree(run / "checkpoints")
     with pytest.raises(RunDirError, match="holds results of an earlier run.*best.keras"):
-        train_capsnet.run(_flags(tmp_path), datasets_override=_data())
-    metrics = train_capsnet.run(_flags(tmp_path, overwrite=True), datasets_override=_data())
+        train(_config(tmp_path), datasets_override=_data())
+    metrics = train(_config(tmp_path, overwrite=True), datasets_override=_data())
     assert metrics["epochs"] == 1
     backups = [p for p in tmp_path.iterdir() if p.name.startswith("run.previous-")]
     assert len(backups) == 1 and (backups[0] / "best.keras").exists()  # moved, not deleted
@@ -134,12 +132,12 @@ def test_resume_with_changed_architecture_or_data_is_an_error(trained, tmp_path)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["architecture"]["conv_filters"] == 8 and "data_fingerprint" in saved
     with pytest.raises(RunDirError, match=r"conv_filters: 8 -> 6.*new --model_dir.*--overwrite"):
-        train_capsnet.run(_flags(tmp_path, epochs=2, conv_filters=6), datasets_override=_data())
+        train(_config(tmp_path, epochs=2, conv_filters=6), datasets_override=_data())
     other = (striped_images(32, 5), striped_images(16, 1))
     with pytest.raises(RunDirError, match="data_fingerprint"):
-        train_capsnet.run(_flags(tmp_path, epochs=2), datasets_override=other)
+        train(_config(tmp_path, epochs=2), datasets_override=other)
     # the same flags resume (more epochs is not a config change)
-    assert train_capsnet.run(_flags(tmp_path, epochs=2), datasets_override=_data())["epochs"] == 2
+    assert train(_config(tmp_path, epochs=2), datasets_override=_data())["epochs"] == 2
 
 
 def test_output_files_follow_the_umask(trained, tmp_path):
@@ -166,7 +164,7 @@ def test_nan_pixel_is_rejected_before_training(tmp_path):
     x = x.astype("float32") / 255.0
     x[3, 2, 2, 0] = np.nan
     with pytest.raises(InputDataError, match=r"1 non-finite value.*index \(3, 2, 2, 0\)"):
-        train_capsnet.run(_flags(tmp_path), datasets_override=((x, y), test))
+        train(_config(tmp_path), datasets_override=((x, y), test))
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -175,7 +173,7 @@ def test_float_images_in_0_255_are_rejected_and_never_scaled_twice(tmp_path):
 
     (x, y), test = _data()
     with pytest.raises(InputDataError, match="float images must lie in.*0..255 pixel values"):
-        train_capsnet.run(_flags(tmp_path), datasets_override=((x.astype("float32"), y), test))
+        train(_config(tmp_path), datasets_override=((x.astype("float32"), y), test))
     unit = data.normalize(x)
     assert unit.max() == pytest.approx(1.0)
     np.testing.assert_array_equal(data.normalize(unit), unit)  # not divided again
@@ -188,9 +186,9 @@ def test_float_images_in_0_255_are_rejected_and_never_scaled_twice(tmp_path):
 def test_float_or_out_of_range_labels_are_rejected(tmp_path):
     (x, y), test = _data()
     with pytest.raises(InputDataError, match="labels have dtype float64; labels must be integer"):
-        train_capsnet.run(_flags(tmp_path), datasets_override=((x, y + 0.5), test))
+        train(_config(tmp_path), datasets_override=((x, y + 0.5), test))
     with pytest.raises(InputDataError, match=r"labels must lie in \[0, 10\)"):
-        train_capsnet.run(_flags(tmp_path), datasets_override=((x, y + 5), test))
+        train(_config(tmp_path), datasets_override=((x, y + 5), test))
     with pytest.raises(InputDataError, match="one-hot labels"):
         validation.check_labels(np.eye(10)[y])
     with pytest.raises(InputDataError, match="32 labels for 31 images"):
@@ -214,7 +212,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(trained, tmp_p
     with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2, batch 1.*kept in"):
         fit_capsnet(lambda: None, *_data(), str(run), epochs=2, batch_size=16, verbose=0,
                     callbacks=[Poison()],
-                    run_config=train_capsnet.run_config(_flags(tmp_path)))
+                    run_config=_config(tmp_path).run_config())
     assert (run / "checkpoints" / "last.keras").read_bytes() == before
     weights = load_last_model(str(run / "checkpoints")).get_weights()
     assert all(np.isfinite(w).all() for w in weights)
@@ -226,7 +224,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(trained, tmp_p
 def test_files_are_checked_for_what_they_are(tmp_path):
     import keras
 
-    from tflite import export
+    from keras_caps.lite import export
 
     text = tmp_path / "model.keras"
     text.write_text("not a model")
@@ -263,28 +261,27 @@ def test_quantization_rejects_inverted_bit_range_and_extreme_exponents():
 
 
 def test_pipeline_report_on_an_empty_dir_is_an_error_and_not_marked_done(tmp_path):
-    from train import pipeline
+    from keras_caps.runs.pipeline import mark_done, pipeline
 
-    values = flag_defaults(pipeline.define_flags)
-    values.update(model_dir=str(tmp_path / "pipe"), stages=["report"], verbose=0)
+    config = PipelineConfig(model_dir=str(tmp_path / "pipe"), stages=["report"], verbose=0)
     with pytest.raises(UserError, match="no stage has finished"):
-        pipeline.run(types.SimpleNamespace(**values))
+        pipeline(config)
     assert not (tmp_path / "pipe" / "report" / "done.json").exists()
     # a stage whose result names a file that was not written is not marked done
     with pytest.raises(UserError, match="did not write its outputs"):
-        pipeline._mark_done(str(tmp_path / "pipe"), "export",
+        mark_done(str(tmp_path / "pipe"), "export",
                             {"int8": {"tflite": str(tmp_path / "pipe" / "missing.tflite")}})
     assert not (tmp_path / "pipe" / "export" / "done.json").exists()
 
 
 def test_done_stage_with_missing_outputs_is_not_trusted(tmp_path):
     from keras_caps.io_utils import write_json
-    from train import pipeline
+    from keras_caps.runs.pipeline import load_done
 
     root = tmp_path / "pipe"
     write_json(str(root / "teacher" / "done.json"), {"model": str(root / "teacher" / "best.keras")})
     with pytest.raises(UserError, match="marked done.*missing"):
-        pipeline._load_done(str(root), "teacher")
+        load_done(str(root), "teacher")
 
 
 # ----------------------------------------------------------------------------- clean errors

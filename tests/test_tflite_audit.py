@@ -1,4 +1,4 @@
-"""tflite.audit: passes clean int8 models, fails float islands and float-only ops."""
+"""keras_caps.lite.audit (tflite.audit): passes clean int8 models, fails float islands and float-only ops."""
 
 import keras
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from tflite import audit
+from keras_caps.lite import audit
+from keras_caps.lite.cli import audit_main
 
 
 def _convert(model, tmp_path, int8=True):
@@ -71,9 +72,9 @@ def test_float_model_audited_as_int8_fails_and_cli_exit_codes(tmp_path):
     assert audit.audit(float_model).ok  # a float model audited as float is fine
     path = tmp_path / "f.tflite"
     path.write_bytes(float_model)
-    assert audit.main([str(path), "--int8"]) == 1
-    assert audit.main([str(path)]) == 0
-    assert audit.main([str(tmp_path / "missing.tflite")]) == 2
+    assert audit_main([str(path), "--int8"]) == 1
+    assert audit_main([str(path)]) == 0
+    assert audit_main([str(tmp_path / "missing.tflite")]) == 2
 
 
 def test_pot_check(tmp_path):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_caps.lite import audit, c_source, compare, evaluate, export
+from keras_caps.lite.cli import compare_main
 from keras_caps.models import capsnet
 from tests.conftest import FASHION_MNIST_DIR
-from tflite import audit, c_source, compare, evaluate, export
 
 RNG = np.random.RandomState(0)
 IMAGES = (RNG.rand(48, 28, 28, 1) ** 2 * 255).astype("uint8")
@@ -77,7 +78,7 @@ def _mul_sum_model(reduce):
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8
-    from tflite.quiet import quiet_fds
+    from keras_caps.lite.quiet import quiet_fds
 
     with quiet_fds():
         return conv.convert()
@@ -94,12 +95,12 @@ def test_compare_finds_the_int8_sum_divergence_and_exits_nonzero(tmp_path):
     assert not result.ok
     path = tmp_path / "sum.tflite"
     path.write_bytes(flatbuffer)
-    assert compare.main([str(path), "--dataset=random", "--images=4"]) == 1
+    assert compare_main([str(path), "--dataset=random", "--images=4"]) == 1
     # the fix: MEAN of the pre-scaled tensor agrees on every runtime
     fixed = _mul_sum_model(lambda y: ops.mean(ops.multiply(y, 8.0), axis=-1))
     assert compare.compare(fixed, images[..., 0], threshold=1).max_diff(("litert_ref", "tflm")) == 0
     path.write_bytes(fixed)
-    assert compare.main([str(path), "--dataset=random", "--images=4", "--threshold=1"]) == 0
+    assert compare_main([str(path), "--dataset=random", "--images=4", "--threshold=1"]) == 0
 
 
 def test_c_source_round_trip(tmp_path, int8_capsnet):

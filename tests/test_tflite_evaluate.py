@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from keras_caps.lite import evaluate, export
 from tests.test_tflite_export import IMAGES, _small
-from tflite import evaluate, export
 
 LABELS = np.random.RandomState(1).randint(0, 10, len(IMAGES))
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_caps.lite import audit, export
 from keras_caps.models import capsnet, classifier, deep_capsnet
-from tflite import audit, export
 
 RNG = np.random.RandomState(0)
 IMAGES = (RNG.rand(40, 12, 12, 1) ** 3 * 255).astype("uint8")
@@ -129,7 +129,7 @@ def test_export_writes_atomically(tmp_path):
 
 
 def test_pot_scales_are_exact_powers_of_two_and_keep_the_model():
-    from tflite import evaluate, pot
+    from keras_caps.lite import evaluate, pot
 
     model = _small(decoder=None, weight_sharing=True)
     int8 = export.convert(model, "int8", IMAGES)

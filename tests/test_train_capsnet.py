@@ -4,25 +4,23 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
-from tests.flag_utils import flag_defaults
+from keras_caps.runs import TrainConfig, datasets, models, optimization
+from keras_caps.runs.train import train
 from tests.synthetic import striped_images
-from train import train_capsnet
 
 
-def _flags(tmp_path, **overrides):
-    values = flag_defaults(train_capsnet.define_flags)
-    values.update(
+def _config(tmp_path, **overrides):
+    values = dict(
         model_dir=str(tmp_path / "run"), conv_filters=8, conv_kernel=3, primary_capsules=4,
         primary_dim=4, primary_kernel=3, class_dim=6, decoder="reduced", epochs=2,
         batch_size=8, verbose=0,
     )
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return TrainConfig(**values)
 
 
 def _data(n=48, seed=0):
@@ -30,8 +28,8 @@ def _data(n=48, seed=0):
 
 
 def test_run_writes_every_artifact(tmp_path):
-    fv = _flags(tmp_path)
-    metrics = train_capsnet.run(fv, datasets_override=(_data(), _data(16, 1)))
+    fv = _config(tmp_path)
+    metrics = train(fv, datasets_override=(_data(), _data(16, 1)))
     run_dir = tmp_path / "run"
     for name in ("model.keras", "best.keras", "history.csv", "metrics.json",
                  "checkpoints/last.keras", "checkpoints/state.json"):
@@ -45,15 +43,15 @@ def test_run_writes_every_artifact(tmp_path):
 
 def test_resume_continues_without_repeating_epochs(tmp_path):
     data = (_data(), _data(16, 1))
-    train_capsnet.run(_flags(tmp_path, epochs=1), datasets_override=data)
+    train(_config(tmp_path, epochs=1), datasets_override=data)
     state_path = tmp_path / "run" / "checkpoints" / "state.json"
     assert json.loads(state_path.read_text())["epoch"] == 1
     # an "interrupted" run: a second invocation asking for 3 epochs trains only epochs 2 and 3
-    metrics = train_capsnet.run(_flags(tmp_path, epochs=3), datasets_override=data)
+    metrics = train(_config(tmp_path, epochs=3), datasets_override=data)
     epochs = [row["epoch"] for row in metrics["history"]]
     assert epochs == [1, 2, 3]
     # a finished run re-invoked trains nothing more
-    again = train_capsnet.run(_flags(tmp_path, epochs=3), datasets_override=data)
+    again = train(_config(tmp_path, epochs=3), datasets_override=data)
     assert [row["epoch"] for row in again["history"]] == [1, 2, 3]
 
 
@@ -62,9 +60,7 @@ def test_interrupted_epoch_resumes_from_last_completed(tmp_path):
 
     from keras_caps.training import fit_capsnet
     from keras_caps.training.loop import compile_capsnet
-    from train.train_capsnet import build_model_from_flags
-
-    fv = _flags(tmp_path, epochs=3)
+    fv = _config(tmp_path, epochs=3)
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -72,7 +68,7 @@ def test_interrupted_epoch_resumes_from_last_completed(tmp_path):
                 raise KeyboardInterrupt("simulated interruption")
 
     def build():
-        return compile_capsnet(build_model_from_flags(fv, (12, 12, 1), 10))
+        return compile_capsnet(models.build_model(fv, (12, 12, 1), 10))
 
     data = (_data(), _data(16, 1))
     with pytest.raises(KeyboardInterrupt):
@@ -84,12 +80,12 @@ def test_interrupted_epoch_resumes_from_last_completed(tmp_path):
 
 def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="model_dir is required"):
-        train_capsnet.run(_flags(tmp_path, model_dir=""), datasets_override=(_data(), _data()))
+        train(_config(tmp_path, model_dir=""), datasets_override=(_data(), _data()))
     x, y = _data()
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
-        train_capsnet.run(_flags(tmp_path), datasets_override=((x, y + 5), _data()))
+        train(_config(tmp_path), datasets_override=((x, y + 5), _data()))
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
-        train_capsnet.run(_flags(tmp_path, batch_size=0), datasets_override=(_data(), _data()))
+        train(_config(tmp_path, batch_size=0), datasets_override=(_data(), _data()))
 
 
 def test_adaptive_batch_really_changes_batch_size_and_lr_restarts(tmp_path):
@@ -99,18 +95,18 @@ def test_adaptive_batch_really_changes_batch_size_and_lr_restarts(tmp_path):
     from keras_caps.training import compile_capsnet, fit_capsnet
 
     seen = []
-    fv = _flags(tmp_path, epochs=3, batch_policy="warmadabatch", batch_warmup_size=4,
+    fv = _config(tmp_path, epochs=3, batch_policy="warmadabatch", batch_warmup_size=4,
                 batch_warmup_epochs=1, batch_exponent=4, learning_rate=2e-3, lr_min=1e-4)
-    batch_policy = train_capsnet.batch_policy_from_flags(fv)
+    batch_policy = optimization.batch_policy(fv)
     x, y = _data(32)
-    optimizer = train_capsnet.optimizer_from_flags(fv, len(x), batch_policy)
+    optimizer = optimization.make_optimizer(fv, len(x), batch_policy)
 
     class Spy(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             seen.append(int(self.model.optimizer.iterations.numpy()))
 
     def build():
-        model = train_capsnet.build_model_from_flags(fv, (12, 12, 1), 10)
+        model = models.build_model(fv, (12, 12, 1), 10)
         return compile_capsnet(model, optimizer)
 
     fit_capsnet(build, (x, y), _data(8, 1), fv.model_dir, epochs=3,
@@ -118,14 +114,14 @@ def test_adaptive_batch_really_changes_batch_size_and_lr_restarts(tmp_path):
     # epoch 0: batch 4 -> 8 steps; epochs 1, 2: batch 16 -> 2 steps each
     assert seen == [8, 10, 12]
     # the LR restarts to its maximum exactly at the batch-size change (step 8)
-    schedule = train_capsnet.lr_schedule_from_flags(fv, len(x), batch_policy)
+    schedule = optimization.lr_schedule(fv, len(x), batch_policy)
     assert float(schedule(8)) == pytest.approx(2e-3)
     assert float(schedule(7)) < 0.2 * 2e-3
 
 
 def test_training_reduces_loss_on_synthetic_data(tmp_path):
-    metrics = train_capsnet.run(
-        _flags(tmp_path, epochs=4, learning_rate=3e-3, decoder="none"),
+    metrics = train(
+        _config(tmp_path, epochs=4, learning_rate=3e-3, decoder="none"),
         datasets_override=(_data(96), _data(32, 1)),
     )
     losses = [row["loss"] for row in metrics["history"]]
@@ -187,8 +183,8 @@ print("loaded", type(model.optimizer.learning_rate).__name__ if hasattr(model, "
 
 def test_trained_model_loads_in_a_fresh_process(tmp_path):
     """A model compiled with a keras_caps LR schedule loads where only keras_caps is imported."""
-    fv = _flags(tmp_path, epochs=1, lr_policy="cosine")
-    train_capsnet.run(fv, datasets_override=(_data(), _data(16, 1)))
+    fv = _config(tmp_path, epochs=1, lr_policy="cosine")
+    train(fv, datasets_override=(_data(), _data(16, 1)))
     script = tmp_path / "load.py"
     script.write_text(LOAD_SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3")
@@ -231,20 +227,20 @@ def test_compile_capsnet_run_eagerly_trains_without_tf_function():
 
 
 def test_validation_examples_hold_out_the_training_tail(tmp_path):
-    train, test = _data(40), _data(16, 1)
-    fv = _flags(tmp_path, validation_examples=10)
-    (xt, yt), (xv, yv) = train_capsnet.load_datasets(fv, datasets_override=(train, test))
+    train_split, test_split = _data(40), _data(16, 1)
+    fv = _config(tmp_path, validation_examples=10)
+    (xt, yt), (xv, yv) = datasets.load_datasets(fv, datasets_override=(train_split, test_split))
     assert len(xt) == 30 and len(xv) == 10
-    np.testing.assert_array_equal(xv, train[0][30:])  # the tail, not the test split
-    np.testing.assert_array_equal(yt, train[1][:30])
-    assert train_capsnet.evaluation_split(fv) == "validation"
-    assert train_capsnet.evaluation_split(_flags(tmp_path)) == "test"
+    np.testing.assert_array_equal(xv, train_split[0][30:])  # the tail, not the test split
+    np.testing.assert_array_equal(yt, train_split[1][:30])
+    assert datasets.evaluation_split(fv) == "validation"
+    assert datasets.evaluation_split(_config(tmp_path)) == "test"
     with pytest.raises(ValueError, match="validation_examples=40 must lie in"):
-        train_capsnet.load_datasets(_flags(tmp_path, validation_examples=40),
-                                    datasets_override=(train, test))
+        datasets.load_datasets(_config(tmp_path, validation_examples=40),
+                               datasets_override=(train_split, test_split))
     # the binary trains on the head and reports the held-out tail
-    metrics = train_capsnet.run(_flags(tmp_path, validation_examples=10, epochs=1),
-                                datasets_override=(train, test))
+    metrics = train(_config(tmp_path, validation_examples=10, epochs=1),
+                    datasets_override=(train_split, test_split))
     assert metrics["history"][0]["epoch"] == 1
 
 
@@ -258,23 +254,23 @@ def test_validation_examples_read_no_test_split(tmp_path, monkeypatch):
         return _data(40)
 
     monkeypatch.setattr(data, "load_arrays", fake_load_arrays)
-    train_capsnet.load_datasets(_flags(tmp_path, validation_examples=8))
+    datasets.load_datasets(_config(tmp_path, validation_examples=8))
     assert asked == ["train"]
 
 
 def test_init_length_calibrates_a_fresh_model_only(tmp_path):
     """--init_length scales the capsule layers of a fresh model to the target mean length on
     training images (report in init_lengths.json); a resumed run keeps its checkpoint."""
-    fv = _flags(tmp_path, init_length=0.5, epochs=1, decoder="none")
-    train_capsnet.run(fv, datasets_override=(_data(), _data(16, 1)))
+    fv = _config(tmp_path, init_length=0.5, epochs=1, decoder="none")
+    train(fv, datasets_override=(_data(), _data(16, 1)))
     report = json.loads((tmp_path / "run" / "init_lengths.json").read_text())
     assert set(report) == {"class_caps"}  # capsnet: PrimaryCaps is a conv, not routed
     assert abs(report["class_caps"]["length_after"] - 0.5) <= 0.011
     assert report["class_caps"]["length_before"] > 0.6  # the initializer saturates them
     before = os.path.getmtime(tmp_path / "run" / "init_lengths.json")
-    train_capsnet.run(_flags(tmp_path, init_length=0.5, epochs=2, decoder="none"),
-                      datasets_override=(_data(), _data(16, 1)))  # resumes: no new calibration
+    train(_config(tmp_path, init_length=0.5, epochs=2, decoder="none"),
+          datasets_override=(_data(), _data(16, 1)))  # resumes: no new calibration
     assert os.path.getmtime(tmp_path / "run" / "init_lengths.json") == before
     with pytest.raises(ValueError, match="init_length must lie in"):
-        train_capsnet.run(_flags(tmp_path, init_length=1.0),
-                          datasets_override=(_data(), _data(16, 1)))
+        train(_config(tmp_path, init_length=1.0),
+              datasets_override=(_data(), _data(16, 1)))

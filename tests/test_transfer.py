@@ -1,7 +1,6 @@
 """Transfer: exact channel / capsule slices, head replacement, L2, staged unfreezing, finetune."""
 
 import json
-import types
 
 import keras
 import numpy as np
@@ -9,6 +8,8 @@ import pytest
 
 from keras_caps import data
 from keras_caps.models import capsnet, deep_capsnet
+from keras_caps.runs import FinetuneConfig
+from keras_caps.runs.finetune import finetune, parse_schedule
 from keras_caps.training import compile_capsnet
 from keras_caps.training.transfer import (
     GradualUnfreezing,
@@ -18,9 +19,7 @@ from keras_caps.training.transfer import (
     trainable_layer_names,
     with_l2_regularization,
 )
-from tests.flag_utils import flag_defaults
 from tests.test_train_capsnet import _data
-from train import finetune
 
 SMALL = dict(input_shape=(12, 12, 1), conv_kernel=3, primary_kernel=3)
 
@@ -283,19 +282,18 @@ def test_gradual_unfreezing_rejects_bad_schedules():
                     decoder=None, **SMALL)
     with pytest.raises(ValueError, match=r"has no layers \['caps9'\]"):
         GradualUnfreezing({0: ["caps9"]}).resolve(model)
-    assert finetune.parse_schedule("0:class_caps,length;2:conv1") == {
+    assert parse_schedule("0:class_caps,length;2:conv1") == {
         0: ["class_caps", "length"], 2: ["conv1"]}
-    assert finetune.parse_schedule("none") is None
+    assert parse_schedule("none") is None
     with pytest.raises(ValueError, match="is not EPOCH:LAYER"):
-        finetune.parse_schedule("class_caps")
+        parse_schedule("class_caps")
 
 
 def _finetune_flags(tmp_path, **overrides):
-    values = flag_defaults(finetune.define_flags)
-    values.update(model_dir=str(tmp_path / "ft"), epochs=1, batch_size=8, verbose=0,
+    values = dict(model_dir=str(tmp_path / "ft"), epochs=1, batch_size=8, verbose=0,
                   num_classes=4, unfreeze_schedule="auto", l2=1e-4, learning_rate=4e-3)
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return FinetuneConfig(**values)
 
 
 def test_finetune_binary_new_head_staged_unfreezing_and_resume(tmp_path):
@@ -306,13 +304,13 @@ def test_finetune_binary_new_head_staged_unfreezing_and_resume(tmp_path):
     (x, y), (xt, yt) = _data(16), _data(8, 1)
     pair = ((x, y % 4), (xt, yt % 4))
     fv = _finetune_flags(tmp_path, pretrained=path)
-    finetune.run(fv, datasets_override=pair)  # epoch 1: head only
+    finetune(fv, datasets_override=pair)  # epoch 1: head only
     mid = keras.saving.load_model(str(tmp_path / "ft" / "checkpoints" / "last.keras"))
     np.testing.assert_array_equal(mid.get_layer("conv1").kernel.numpy(),
                                   pretrained.get_layer("conv1").kernel.numpy())
     # resumed: epoch 2 unfreezes primary_caps after reloading the checkpoint (whose optimizer
     # must know the variables frozen when it was saved)
-    metrics = finetune.run(_finetune_flags(tmp_path, pretrained=path, epochs=2,
+    metrics = finetune(_finetune_flags(tmp_path, pretrained=path, epochs=2,
                                            unfreeze_schedule="0:class_caps;1:primary_caps,conv1"),
                            datasets_override=pair)
     assert [row["epoch"] for row in metrics["history"]] == [1, 2]
@@ -328,8 +326,8 @@ def test_finetune_binary_new_head_staged_unfreezing_and_resume(tmp_path):
     saved = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     assert saved["num_classes"] == 4 and saved["l2"] == 1e-4
     with pytest.raises(ValueError, match="--pretrained must name an existing"):
-        finetune.run(_finetune_flags(tmp_path, pretrained=str(tmp_path / "x.keras")),
-                     datasets_override=pair)
+        finetune(_finetune_flags(tmp_path, pretrained=str(tmp_path / "x.keras")),
+                 datasets_override=pair)
 
 
 def test_frozen_source_gives_a_trainable_new_head_and_unfreezing_rejects_frozen_layers():

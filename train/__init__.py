@@ -1,0 +1,1 @@
+"""The training binaries: thin absl binaries over keras_caps.runs (this folder is not installed)."""

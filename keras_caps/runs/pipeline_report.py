@@ -1,5 +1,7 @@
 """The pipeline's report: report.md, summary.md, summary.json and PNGs in <model_dir>/report/.
 
+Written by the "report" stage of keras_caps.runs.pipeline.
+
 One row per stage artefact (teacher, distilled student, pruned student, its power-of-two
 simulation, the int8 TFLite model): accuracy, parameters, FLOPs, model bytes, TFLM arena and
 latency, each with where it came from. Sizes ("bytes"): float32 weights of the inference head
@@ -64,7 +66,7 @@ def dead_capsule_section(model_path, images, out, num_batches=4):
         dead_percentages,
         write_heatmaps,
     )
-    from train.prune import load_capsnet
+    from keras_caps.runs.models import load_capsnet
 
     acts = capsule_activations(load_capsnet(model_path), images, num_batches=num_batches)
     write_heatmaps(acts, os.path.join(out, "heatmaps"), prefix="teacher_")
@@ -76,10 +78,10 @@ def dead_capsule_section(model_path, images, out, num_batches=4):
     return lines, dead
 
 
-def confusion_section(fl, out, exported, evaluated):
+def confusion_section(config, out, exported, evaluated):
     """Confusion-matrix PNGs of the int8 models (class names on the axes) and report lines."""
     from keras_caps import plots
-    from train import train_capsnet
+    from keras_caps.runs.datasets import class_names
 
     pngs, figures = {}, []
     for mode in ("int8", "int8_pot"):
@@ -88,10 +90,10 @@ def confusion_section(fl, out, exported, evaluated):
             continue
         names = exported.get("class_names")
         if not names or len(names) != len(matrix):
-            names = train_capsnet.class_names(fl, len(matrix))
+            names = class_names(config, len(matrix))
         pngs[f"confusion_{mode}"] = plots.plot_confusion_matrix(
             matrix, os.path.join(out, f"confusion_{mode}.png"), names,
-            title=f"{mode} TFLite on {fl.dataset}")
+            title=f"{mode} TFLite on {config.dataset}")
         figures.append(f"![{mode} confusion matrix](confusion_{mode}.png)")
     lines = []
     if figures:
@@ -103,10 +105,20 @@ def confusion_section(fl, out, exported, evaluated):
     return {"pngs": pngs, "lines": lines}
 
 
-def write_report(fl, out, results, data=None):
-    """Writes the report files into `out`; returns {"report", "summary_md", "rows", ...}."""
+def write_report(config, out, results, data=None):
+    """Writes the report files into `out`.
+
+    Args:
+        config: the PipelineConfig (the run's settings, quoted in the report).
+        out: the report folder.
+        results: {stage: result} of the finished stages.
+        data: the pipeline's ((x_train, y_train), (x_test, y_test)); with a deep_capsnet
+            teacher its test images give the dead-capsule heatmaps.
+    Returns:
+        {"report", "summary_md", "rows", "pngs", "dead_percentages"}.
+    """
     from keras_caps import plots
-    from train import train_capsnet
+    from keras_caps.runs import optimization
 
     os.makedirs(out, exist_ok=True)
     rows = summary_rows(results)
@@ -116,28 +128,28 @@ def write_report(fl, out, results, data=None):
     if points:
         pngs["accuracy_vs_size"] = plots.plot_accuracy_vs_size(
             points, os.path.join(out, "accuracy_vs_size.png"))
-    policy = train_capsnet.batch_policy_from_flags(fl)
+    policy = optimization.batch_policy(config)
     pngs["batch_schedule"] = plots.plot_batch_schedule(
-        policy, max(1, fl.epochs), os.path.join(out, "batch_schedule.png"),
-        title=f"teacher batch size ({fl.batch_policy})")
-    n = results.get("teacher", {}).get("train_examples") or fl.train_examples or 60000
-    schedule = train_capsnet.lr_schedule_from_flags(fl, n, policy)
-    steps = sum(steps_for_epochs(policy, n, fl.epochs))
+        policy, max(1, config.epochs), os.path.join(out, "batch_schedule.png"),
+        title=f"teacher batch size ({config.batch_policy})")
+    n = results.get("teacher", {}).get("train_examples") or config.train_examples or 60000
+    schedule = optimization.lr_schedule(config, n, policy)
+    steps = sum(steps_for_epochs(policy, n, config.epochs))
     pngs["lr_schedule"] = plots.plot_lr_schedules(
-        {fl.lr_policy if fl.batch_policy != "warmadabatch" else "warmadabatch": schedule},
+        {config.lr_policy if config.batch_policy != "warmadabatch" else "warmadabatch": schedule},
         steps, os.path.join(out, "lr_schedule.png"), title="teacher learning rate")
     tflite = results.get("export", {})
     ev = results.get("evaluate", {})
-    confusion = confusion_section(fl, out, tflite, ev)
+    confusion = confusion_section(config, out, tflite, ev)
     pngs.update(confusion["pngs"])
     lines = [
         "# keras-caps pipeline report", "",
-        f"Dataset {fl.dataset}: {fl.train_examples or 'all'} training and "
-        f"{fl.test_examples or 'all'} test images; preset {fl.preset}; teacher "
-        f"{fl.epochs} epochs ({fl.batch_policy}), student {fl.student_epochs or fl.epochs} "
-        f"epochs of transfer + distillation (T={fl.temperature}), pruning ratio "
-        f"{fl.pruning_ratio} (CCM {fl.ccm_epochs} + retrain {fl.retrain_epochs} epochs), "
-        f"PoT approach {fl.approach} with tolerance {fl.tolerance} points.", "",
+        f"Dataset {config.dataset}: {config.train_examples or 'all'} training and "
+        f"{config.test_examples or 'all'} test images; preset {config.preset}; teacher "
+        f"{config.epochs} epochs ({config.batch_policy}), student {config.student_epochs or config.epochs} "
+        f"epochs of transfer + distillation (T={config.temperature}), pruning ratio "
+        f"{config.pruning_ratio} (CCM {config.ccm_epochs} + retrain {config.retrain_epochs} epochs), "
+        f"PoT approach {config.approach} with tolerance {config.tolerance} points.", "",
         table, "",
         "Accuracies: Keras rows on all the test images the pipeline used; the PoT and int8 "
         "rows on the test images the bit-width search did not use "
@@ -169,7 +181,7 @@ def write_report(fl, out, results, data=None):
               "Per-stage details: teacher/, student/ (metrics.json, history.csv), prune/report.md, "
               "quantize/report.md, export/audit.json, evaluate/evaluation.json.", ""]
     dead = None
-    if fl.model == "deep_capsnet" and data is not None and "teacher" in results:
+    if config.model == "deep_capsnet" and data is not None and "teacher" in results:
         section, dead = dead_capsule_section(results["teacher"]["model"], data[1][0], out)
         lines += section
     report_path = os.path.join(out, "report.md")

@@ -1,0 +1,110 @@
+"""The arrays a run trains and evaluates on, from its `DataConfig`.
+
+    (x_train, y_train), (x_eval, y_eval) = load_datasets(config)
+
+Images are uint8 (N, H, W, C) (or float in [0, 1]), labels integer class ids (N,). The
+evaluation split is the test split, or with `validation_examples` the last N training
+examples (the test split is then not read).
+"""
+
+from __future__ import annotations
+
+
+def image_shape_of(images):
+    """(H, W, C) of an image array (N, H, W[, C])."""
+    shape = tuple(int(d) for d in images.shape[1:])
+    return shape + (1,) if len(shape) == 2 else shape
+
+
+def dataset_info(config):
+    """keras_caps.data.DatasetInfo of `config.dataset` after its image_size / channels (class
+    names, num_classes, image_shape)."""
+    from keras_caps import data
+
+    options = config.data_options()
+    return data.info(config.dataset, options["image_size"], options["channels"],
+                     data_dir=config.data_dir)
+
+
+def class_names(config, num_classes=None):
+    """The dataset's class names ("0" .. "K-1" when unknown or when `num_classes` differs)."""
+    from keras_caps import data_sources
+
+    info = dataset_info(config)
+    return data_sources.class_names_for(info.class_names, num_classes or info.num_classes)
+
+
+def evaluation_split(config):
+    """What a run evaluates on: "test", or "validation" (validation_examples)."""
+    return "validation" if config.validation_examples else "test"
+
+
+def validation_split(train, num_examples):
+    """(train minus its last `num_examples`, those last examples): a held-out tuning split."""
+    images, labels = train
+    if not 0 < int(num_examples) < len(images):
+        raise ValueError(
+            f"--validation_examples={num_examples} must lie in (0, {len(images)}): the number of "
+            "training examples held out for evaluation (see --train_examples)."
+        )
+    cut = len(images) - int(num_examples)
+    return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
+
+
+def preprocess(config, datasets, seed=0):
+    """The config's denoise, remove_constant_features and balance (training split only,
+    seeded with `seed`) applied to ((x_train, y_train), (x_test, y_test))."""
+    from keras_caps import data
+
+    (xtr, ytr), (xte, yte) = datasets
+    denoise = config.denoise or "none"
+    if denoise != "none":
+        xtr, xte = data.denoise(xtr, denoise), data.denoise(xte, denoise)
+    if config.remove_constant_features:
+        _, xtr, xte = data.remove_constant_features(xtr, xte)
+    balance = config.balance or "none"
+    if balance != "none":
+        xtr, ytr = data.balance_classes(xtr, ytr, balance, seed=seed)
+    return (xtr, ytr), (xte, yte)
+
+
+def load_datasets(config, datasets_override=None, num_classes=None, hint="", seed=0):
+    """((train images, labels), (evaluation images, labels)) of a run.
+
+    Args:
+        config: a DataConfig (any run config): the dataset, its spelling and options.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading;
+            taken as prepared (no preprocessing), but still checked.
+        num_classes: labels must lie in [0, num_classes) (default: the dataset's classes).
+        hint: ends the label error message (e.g. "; set --num_classes").
+        seed: the seed of class balancing.
+    Returns:
+        The two splits, every label checked; loaded data preprocessed (`preprocess`).
+
+    Example:
+        >>> train, test = load_datasets(DataConfig(train_examples=1000))  # doctest: +SKIP
+    """
+    from keras_caps import data, validation
+
+    options = config.data_options()
+
+    def split(name, limit):
+        return data.load_arrays(config.dataset, name, data_dir=config.data_dir,
+                                source=config.data_source, max_examples=limit, **options)
+
+    held_out = config.validation_examples
+    datasets = datasets_override or (split("train", config.train_examples),
+                                     None if held_out else split("test", config.test_examples))
+    if held_out:
+        datasets = validation_split(datasets[0], held_out)
+    num_classes = num_classes or dataset_info(config).num_classes
+    datasets = tuple(  # images uint8 or float in [0, 1], finite; integer labels in range
+        validation.check_dataset(images, labels, num_classes, name,
+                                 hint=f" for {config.dataset}{hint}")
+        for name, (images, labels) in zip(("training", evaluation_split(config)), datasets))
+    # an override is taken as prepared (the pipeline passes its preprocessed arrays on)
+    return datasets if datasets_override else preprocess(config, datasets, seed)
+
+
+__all__ = ["class_names", "dataset_info", "evaluation_split", "image_shape_of", "load_datasets",
+           "preprocess", "validation_split"]

@@ -1,0 +1,82 @@
+"""The model a run config describes, saved models a run loads, and their checks against the data.
+
+    model = build_model(config, input_shape=(28, 28, 1), num_classes=10)   # uncompiled
+    model = load_capsnet("runs/demo/model.keras")                          # a saved CapsNet
+"""
+
+from __future__ import annotations
+
+
+def check_input_size(config, input_shape):
+    """InputSizeError (naming the size and the flags to change) when the model `config`
+    describes (a ModelConfig) cannot take `input_shape` (H, W, C) images; before anything is
+    written."""
+    from keras_caps.models.compat import check_capsnet_size, check_deep_capsnet_size
+
+    if config.model == "capsnet":
+        check_capsnet_size(input_shape, config.conv_kernel, config.primary_kernel)
+    elif config.model == "mcu_capsnet":  # backbone strides (1, 2, 2[, ...]), primary 3x3 / 2
+        from keras_caps.models.mcu_capsnet import MCU_SIZES
+
+        check_deep_capsnet_size(input_shape, MCU_SIZES[config.mcu_size]["backbone_strides"])
+    else:
+        check_deep_capsnet_size(input_shape)
+
+
+def check_loaded_model(model, path, flag, dataset, image_shape, num_classes=None):
+    """ModelDataMismatch when the model saved at `path` (given as --`flag`) does not take the
+    data's (H, W, C) images (or, with `num_classes`, predicts another number of classes)."""
+    from keras_caps.models.compat import check_model_data
+
+    check_model_data(model, image_shape, num_classes, model_name=f"--{flag} {path}",
+                     dataset=f"--dataset={dataset}")
+
+
+def build_model(config, input_shape, num_classes):
+    """The uncompiled model a ModelConfig describes.
+
+    Args:
+        config: a ModelConfig (any run config): `model` and its sizes.
+        input_shape: (H, W, C) of the images.
+        num_classes: J, the number of class capsules.
+    Returns:
+        A keras_caps model image (B, H, W, C) -> {"lengths": (B, J)[, "reconstruction"]}.
+
+    Example:
+        >>> model = build_model(TrainConfig(model_dir="x", model="mcu_capsnet"), (28, 28, 1), 10)
+    """
+    from keras_caps.models import capsnet, deep_capsnet, mcu_capsnet
+
+    decoder = None if config.decoder == "none" else config.decoder
+    if config.model == "mcu_capsnet":
+        return mcu_capsnet(config.mcu_size, input_shape=input_shape, num_classes=num_classes,
+                           routings=config.routings, decoder=decoder)
+    if config.model == "capsnet":
+        return capsnet(
+            input_shape=input_shape, num_classes=num_classes,
+            conv_filters=config.conv_filters, conv_kernel=config.conv_kernel,
+            primary_capsules=config.primary_capsules, primary_dim=config.primary_dim,
+            primary_kernel=config.primary_kernel, class_dim=config.class_dim,
+            routings=config.routings, weight_sharing=config.weight_sharing,
+            decoder=decoder,
+        )
+    return deep_capsnet(
+        config.num_capsules, config.capsule_dim, config.num_intermediate,
+        input_shape=input_shape, num_classes=num_classes,
+        backbone_filters=tuple(config.backbone_filters),
+        class_dim=config.class_dim, routings=config.routings, decoder=decoder,
+    )
+
+
+def load_capsnet(path):
+    """The keras_caps CapsNet saved at `path` (a saved CCMTrainer is unwrapped); a clear
+    error for a missing file, another kind of file or a model that is not a CapsNet."""
+    import keras_caps.pruning  # noqa: F401  (registers CCMTrainer)
+    from keras_caps import validation
+    from keras_caps.pruning import unwrap
+
+    return validation.check_capsnet(unwrap(validation.load_keras_model(path, "model file")),
+                                    f"model {path!r}")
+
+
+__all__ = ["build_model", "check_input_size", "check_loaded_model", "load_capsnet"]

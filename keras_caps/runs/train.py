@@ -1,0 +1,140 @@
+"""Training a CapsNet from scratch: `TrainConfig` and `train` (the `train.train_capsnet` binary).
+
+The default recipe (chosen by `benchmarks/recipe_ablation.py`, BENCHMARKS.md "Training
+recipe"): Adam with a cosine LR from learning_rate to lr_min and the data-dependent
+capsule-length init of a fresh model (init_length=0.5; 0 turns it off); random shifts
+(augment_shift) stay off. The presets are `TrainConfig.PRESETS` (see train/train_capsnet.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import ClassVar
+
+from keras_caps.runs.config import (
+    CommonConfig,
+    DataConfig,
+    ModelConfig,
+    OptimizationConfig,
+    RunDirConfig,
+)
+
+_MCU = dict(model="mcu_capsnet", decoder="none", batch_size=64, learning_rate=2e-3,
+            lr_policy="cosine", lr_min=1e-5, augment_shift=0, init_length=0.5)
+
+# the config.json sections of a training run (keras_caps.training.run_dir): what fixes the
+# architecture, the data, and the training state the checkpoint holds (its compiled loss and
+# optimizer, which a resume would otherwise silently keep)
+ARCHITECTURE_FIELDS = ("model", "conv_filters", "conv_kernel", "primary_capsules", "primary_dim",
+                       "primary_kernel", "num_capsules", "capsule_dim", "num_intermediate",
+                       "backbone_filters", "class_dim", "routings", "decoder", "weight_sharing",
+                       "init_length", "mcu_size")
+DATA_FIELDS = ("dataset", "train_examples", "test_examples", "validation_examples", "image_size",
+               "grayscale", "channels", "test_fraction", "balance", "denoise",
+               "remove_constant_features")
+TRAINING_FIELDS = ("optimizer", "learning_rate", "lr_policy", "batch_policy", "recon_weight")
+
+
+def _recorded(name, value):
+    # backbone_filters as the list flag spells it (strings), so config.json stays what it
+    # was and runs recorded before typed configs resume
+    if name == "backbone_filters" and value is not None:
+        return [str(v) for v in value]
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(RunDirConfig, OptimizationConfig, ModelConfig, DataConfig, CommonConfig):
+    """Everything `train` needs: data, model, optimisation and run directory.
+
+    See the option groups in keras_caps.runs.config for each field; field names are the
+    flags of `python -m train.train_capsnet`.
+
+    Example:
+        >>> config = TrainConfig(model_dir="runs/small", conv_filters=64, primary_capsules=8,
+        ...                      epochs=3, train_examples=10000)
+        >>> metrics = train(config)  # doctest: +SKIP
+    """
+
+    PRESETS: ClassVar[dict] = {
+        "quick": dict(_MCU, mcu_size="S", epochs=3, train_examples=20000, test_examples=2000),
+        # the shipped reference model: 30 epochs with shifts (not ablated at 30 epochs)
+        "cpu_mcu": dict(_MCU, mcu_size="S", epochs=30, augment_shift=2, train_examples=None,
+                        test_examples=None),
+        # the teacher: M for 32 epochs with shifts (about 97 s an epoch on 2 quiet cores)
+        "cpu": dict(_MCU, mcu_size="M", epochs=32, augment_shift=2, train_examples=None,
+                    test_examples=None),
+        "full": dict(model="capsnet", conv_filters=256, primary_capsules=32, primary_dim=8,
+                     class_dim=16, decoder="full", epochs=30, batch_size=64,
+                     lr_policy="cosine", lr_min=1e-5, augment_shift=2, init_length=0.5),
+    }
+
+    def run_config(self, architecture=ARCHITECTURE_FIELDS, data=DATA_FIELDS,
+                   training=TRAINING_FIELDS, **extra):
+        """The run's config.json sections {"architecture", "data", "training", **extra}
+        (keras_caps.training.run_dir writes them; a resume with any of them changed is an
+        error)."""
+        def section(names):
+            return {n: _recorded(n, getattr(self, n)) for n in names}
+
+        return {"architecture": section(architecture), "data": section(data),
+                "training": section(training), **extra}
+
+
+def train(config, datasets_override=None):
+    """Trains the model `config` describes; returns the metrics dict (also metrics.json).
+
+    Under config.model_dir: checkpoints/ (a rerun resumes from the last epoch), logs/
+    (TensorBoard), history.csv, metrics.json, best.keras, model.keras, config.json and, with
+    init_length, init_lengths.json.
+
+    Args:
+        config: a TrainConfig.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading
+            config.dataset: images (N, H, W[, C]) uint8 or float in [0, 1], labels (N,) int.
+    Returns:
+        {"test_accuracy", "best_test_accuracy", "test_loss", "epochs", "train_time_s",
+         "params", "model_path", "history", ...} (keras_caps.training.fit_capsnet).
+
+    Example:
+        >>> metrics = train(TrainConfig.from_preset("quick", model_dir="runs/quick"))  # doctest: +SKIP
+        >>> metrics["test_accuracy"]  # doctest: +SKIP
+        0.86
+    """
+    import keras
+
+    from keras_caps.io_utils import write_json
+    from keras_caps.runs import datasets, models, optimization
+    from keras_caps.training import compile_capsnet, fit_capsnet
+
+    keras.utils.set_random_seed(config.seed)
+    train_data, test_data = datasets.load_datasets(config, datasets_override, seed=config.seed)
+    input_shape = datasets.image_shape_of(train_data[0])
+    num_classes = datasets.dataset_info(config).num_classes
+    models.check_input_size(config, input_shape)
+
+    batch_policy = optimization.batch_policy(config)
+
+    def build():  # only for a fresh run: a resumed one loads its checkpoint instead
+        model = models.build_model(config, input_shape, num_classes)
+        if config.init_length:
+            from keras_caps.training.length_init import calibrate_capsule_lengths
+
+            report = calibrate_capsule_lengths(model, train_data[0],
+                                               target_length=config.init_length)
+            os.makedirs(config.model_dir, exist_ok=True)
+            write_json(os.path.join(config.model_dir, "init_lengths.json"), report)
+        optimizer = optimization.make_optimizer(config, len(train_data[0]), batch_policy)
+        return compile_capsnet(model, optimizer, recon_weight=config.recon_weight)
+
+    return fit_capsnet(
+        build, train_data, test_data, config.model_dir, epochs=config.epochs,
+        batch_policy=batch_policy, strategy=optimization.make_strategy(
+            config.distribution_strategy),
+        augment_shift=config.augment_shift, seed=config.seed, verbose=config.verbose,
+        run_config=config.run_config(), overwrite=config.overwrite,
+    )
+
+
+__all__ = ["ARCHITECTURE_FIELDS", "DATA_FIELDS", "TRAINING_FIELDS", "TrainConfig", "train"]
