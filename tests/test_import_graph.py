@@ -22,7 +22,10 @@ PACKAGE = "keras_caps"
 #: belongs to the layer of its longest matching prefix (the prefix itself or a module below
 #: it); with peers_independent, the prefixes of that layer must not import each other.
 LAYERS = [
-    ("base", ["keras_caps.errors", "keras_caps.io_utils", "keras_caps.plots"], False),
+    # keras_caps.cli: run_main / guarded, the user-error guard of every command line (it
+    # imports only errors), used by lite and runs alike
+    ("base", ["keras_caps.errors", "keras_caps.io_utils", "keras_caps.plots", "keras_caps.cli"],
+     False),
     ("data", ["keras_caps.validation", "keras_caps.data", "keras_caps.data_sources"], False),
     ("layers", ["keras_caps.capsule_ops", "keras_caps.layers", "keras_caps.losses",
                 "keras_caps.schedules"], False),
@@ -30,7 +33,7 @@ LAYERS = [
     ("fit", ["keras_caps.training", "keras_caps.pruning", "keras_caps.quantization",
              "keras_caps.analysis"], True),
     ("lite", ["keras_caps.lite"], False),
-    ("runs", ["keras_caps.runs", "keras_caps.cli"], False),
+    ("runs", ["keras_caps.runs"], False),
 ]
 #: keras_caps/__init__.py imports capsule_ops, layers, losses, models and schedules (it
 #: registers every serializable object), so importing the package itself is a "models" import.
