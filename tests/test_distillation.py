@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_caps import data
-from keras_caps.models import capsnet
+from keras_caps.models import capsnet, mcu_capsnet
 from keras_caps.runs import DistillConfig
 from keras_caps.runs.distill import distill
 from keras_caps.training.distillation import (
@@ -184,6 +184,34 @@ def test_distill_binary_writes_artifacts_and_resumes(tmp_path):
                 datasets_override=data_pair)
 
 
+def test_distill_into_an_mcu_student_with_length_init(tmp_path):
+    """--student_model=mcu_capsnet: the microcontroller CapsNet as the student, its fresh
+    capsule lengths calibrated (--student_init_length), and the choice recorded in
+    config.json; the default capsnet student records exactly the fields it always did."""
+    from keras_caps.runs.distill import STUDENT_FIELDS, build_student, student_fields
+    from tests.synthetic import striped_images
+
+    teacher_path = str(tmp_path / "teacher.keras")
+    capsnet(input_shape=(16, 16, 1), conv_kernel=3, primary_kernel=3, conv_filters=8,
+            primary_capsules=4, primary_dim=4, class_dim=6, decoder=None).save(teacher_path)
+    data_pair = (striped_images(32, 0, size=16), striped_images(16, 1, size=16))
+    config = _flags(tmp_path, teacher=teacher_path, transfer_init=False,
+                    student_model="mcu_capsnet", student_mcu_size="S", student_init_length=0.5)
+    student = build_student(config, keras.saving.load_model(teacher_path), 10)
+    assert student.get_layer("class_caps").weight_sharing
+    assert student.count_params() == mcu_capsnet("S", input_shape=(16, 16, 1)).count_params()
+    metrics = distill(config, datasets_override=data_pair)
+    assert metrics["epochs"] == 1 and 0 <= metrics["test_accuracy"] <= 1
+    lengths = json.loads((tmp_path / "kd" / "init_lengths.json").read_text())
+    assert abs(lengths["class_caps"]["length_after"] - 0.5) < 0.05
+    recorded = json.loads((tmp_path / "kd" / "config.json").read_text())["architecture"]
+    assert recorded["student_model"] == "mcu_capsnet" and recorded["student_init_length"] == 0.5
+    assert student_fields(_flags(tmp_path, teacher=teacher_path)) == STUDENT_FIELDS
+    assert "student_model" not in STUDENT_FIELDS
+    with pytest.raises(ValueError, match="student_model"):
+        _flags(tmp_path, teacher=teacher_path, student_model="resnet")
+
+
 def test_fit_distiller_runs_user_callbacks_before_the_checkpoint(tmp_path):
     """The loop of fit_capsnet: what a user callback adds to the logs reaches history.csv."""
     from keras_caps.training.distillation import fit_distiller
@@ -212,7 +240,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
-from keras_caps.models import capsnet
+from keras_caps.models import capsnet, mcu_capsnet
 from keras_caps.training.distillation import Distiller
 rng = np.random.RandomState(0)
 y = rng.randint(0, 3, 64)

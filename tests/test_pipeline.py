@@ -15,6 +15,7 @@ def _config(tmp_path, **overrides):
         model_dir=str(tmp_path / "run"), preset="quick", conv_filters=8, conv_kernel=3,
         primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6, decoder="none",
         epochs=1, student_epochs=1, batch_policy="fixed", batch_size=16,
+        student_model="capsnet", transfer_init=True, student_init_length=0.0,
         student_conv_filters=8, student_primary_capsules=4, student_primary_dim=4,
         student_class_dim=4, ccm_epochs=1, retrain_epochs=1, ci_batches=1, ci_batch_size=8,
         calibration_batches=1, calibration_batch_size=16, tolerance=5.0, max_bits=10,
@@ -50,11 +51,37 @@ def test_pipeline_runs_every_stage_then_skips_finished_ones(tmp_path):
     assert results["evaluate"]["int8_pot"]["arena_bytes"] > 0
     report = (run / "report" / "report.md").read_text()
     assert "int8 TFLite" in report and "accuracy_vs_size.png" in report
+    card = json.loads((run / "export" / "model_card.json").read_text())
+    assert card["accuracy"]["int8_tflm"] == results["evaluate"]["int8"]["tflm_accuracy"]
+    assert card["accuracy"]["int8_litert_nodelegate"] == \
+        results["evaluate"]["int8"]["litert_nodelegate_accuracy"]
+    assert card["int8_bytes"] == (run / "export" / "model_int8.tflite").stat().st_size
+    assert card["params"] == results["prune"]["params"] and len(card["class_names"]) == 10
+    assert "model_card.md" in report
     # A re-run skips everything finished: no stage is redone, results are the same.
     mtime = (run / "teacher" / "best.keras").stat().st_mtime
     again = pipeline(_config(tmp_path), datasets_override=data)
     assert again["evaluate"]["int8"]["accuracy"] == results["evaluate"]["int8"]["accuracy"]
     assert (run / "teacher" / "best.keras").stat().st_mtime == mtime
+
+
+@pytest.mark.slow
+def test_quick_preset_student_is_the_mcu_capsnet(tmp_path):
+    """The quick preset (make demo) distils into the S microcontroller CapsNet with its
+    capsule-length init, prunes it and exports it; its report row and card say so."""
+    from tests.synthetic import striped_images
+
+    config = _config(tmp_path, student_model="mcu_capsnet", transfer_init=False,
+                     student_init_length=0.5, stages=["teacher", "student"])
+    assert PipelineConfig.PRESETS["quick"]["student_model"] == "mcu_capsnet"
+    data = (striped_images(48, 0, size=16), striped_images(16, 1, size=16))
+    results = pipeline(config, datasets_override=data)
+    run = tmp_path / "run"
+    assert (run / "student" / "init_lengths.json").exists()
+    assert results["student"]["label"] == "student (mcu_capsnet S), KD (float32)"
+    from keras_caps.models import mcu_capsnet
+
+    assert results["student"]["params"] == mcu_capsnet("S", input_shape=(16, 16, 1)).count_params()
 
 
 def test_pipeline_stage_subset_needs_its_inputs(tmp_path):

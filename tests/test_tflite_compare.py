@@ -147,3 +147,29 @@ def test_evaluate_reports_tflm_accuracy_on_every_image(int8_capsnet):
     assert 0.0 <= row["tflm_accuracy"] <= 1.0
     tflm = evaluate.predict_tflm(int8_capsnet, IMAGES[:20])
     assert row["tflm_accuracy"] == pytest.approx(float(np.mean(tflm.argmax(-1) == labels[:20])))
+    nodelegate = evaluate.predict_litert(int8_capsnet, IMAGES[:20], kernels="nodelegate")
+    assert row["litert_nodelegate_accuracy"] == pytest.approx(
+        float(np.mean(nodelegate.argmax(-1) == labels[:20])))
+    assert row["tflm_nodelegate_argmax_agreement"] == pytest.approx(
+        float(np.mean(nodelegate.argmax(-1) == tflm.argmax(-1))))
+
+
+def test_litert_kernel_sets_and_the_runtimes_option(tmp_path, int8_capsnet, capsys):
+    """The no-delegate LiteRT is its own runtime in compare and evaluate; --runtimes picks a
+    subset, and a bad one is a one-line error (exit 2)."""
+    assert "litert_nodelegate" in compare.RUNTIMES
+    auto = evaluate.litert_interpreter(int8_capsnet)
+    plain = evaluate.litert_interpreter(int8_capsnet, kernels="nodelegate")
+    assert auto.get_input_details()[0]["shape"].tolist() == \
+        plain.get_input_details()[0]["shape"].tolist()
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        evaluate.litert_interpreter(int8_capsnet, kernels="gpu")
+    path = tmp_path / "m.tflite"
+    path.write_bytes(int8_capsnet)
+    code = compare_main([str(path), "--dataset=random", "--images=2", "--threshold=1000",
+                         "--runtimes=litert_nodelegate,tflm"])
+    out = capsys.readouterr().out
+    assert code == 0 and "litert_nodelegate vs tflm" in out and "litert_ref" not in out
+    assert compare_main([str(path), "--dataset=random", "--runtimes=tflm"]) == 2
+    assert compare_main([str(path), "--dataset=random", "--runtimes=litert,cmsis"]) == 2
+    assert "--runtimes: give at least two of" in capsys.readouterr().err

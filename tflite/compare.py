@@ -1,4 +1,4 @@
-r"""Op-by-op comparison of one .tflite model on LiteRT, LiteRT reference kernels and TFLite Micro.
+r"""Op-by-op comparison of one .tflite model on LiteRT (default kernels and without its delegate), LiteRT reference kernels and TFLite Micro.
 
     python -m tflite.compare MODEL.tflite [--images=20] [--dataset=fashion_mnist] [--threshold=1]
 

@@ -204,7 +204,17 @@ def compare_main(argv=None):
                         help="largest acceptable difference in quantized steps")
     parser.add_argument("--all", action="store_true",
                         help="list every op (default: only ops where some runtime differs)")
+    parser.add_argument("--runtimes", default=",".join(compare.RUNTIMES),
+                        help="comma-separated subset of " + ", ".join(compare.RUNTIMES)
+                             + " (e.g. litert_nodelegate,litert_ref,tflm: the runtimes that "
+                             "emulate a microcontroller)")
     args = parser.parse_args(argv)
+    runtimes = tuple(r.strip() for r in args.runtimes.split(",") if r.strip())
+    unknown = [r for r in runtimes if r not in compare.RUNTIMES]
+    if unknown or len(runtimes) < 2:
+        print(f"--runtimes: give at least two of {', '.join(compare.RUNTIMES)}; got "
+              f"{args.runtimes!r}", file=sys.stderr)
+        return 2
     try:
         with open(args.model, "rb") as f:
             flatbuffer = f.read()
@@ -220,7 +230,7 @@ def compare_main(argv=None):
 
         images, _ = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
                                      max_examples=args.images)
-    result = compare.compare(flatbuffer, images, args.threshold)
+    result = compare.compare(flatbuffer, images, args.threshold, runtimes=runtimes)
     print(result.text(only_diverging=not args.all))
     return 0 if result.ok else 1
 

@@ -3,7 +3,10 @@ r"""Op-by-op comparison of one .tflite model on three runtimes: where do they pa
     python -m tflite.compare MODEL.tflite [--images=20] [--dataset=fashion_mnist] [--threshold=1]
 
 The same flatbuffer runs on
-    - "litert":     LiteRT (`ai_edge_litert`) with its default (optimized) kernels,
+    - "litert":     LiteRT (`ai_edge_litert`) with its default (optimized) kernels, i.e.
+                    the XNNPACK delegate,
+    - "litert_nodelegate": LiteRT's builtin kernels without the default delegate
+                    (`OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`),
     - "litert_ref": LiteRT with its reference kernels (`OpResolverType.BUILTIN_REF`),
     - "tflm":       TFLite Micro (the `tflite-micro` Python interpreter: TFLM's reference
                     kernels, the ones a microcontroller build uses without CMSIS-NN).
@@ -25,7 +28,9 @@ import numpy as np
 
 from keras_caps.lite.quiet import quiet_fds
 
-RUNTIMES = ("litert", "litert_ref", "tflm")
+RUNTIMES = ("litert", "litert_nodelegate", "litert_ref", "tflm")
+#: runtime -> keras_caps.lite.evaluate.LITERT_KERNELS
+_KERNELS = {"litert": "default", "litert_nodelegate": "nodelegate", "litert_ref": "ref"}
 PAIRS = tuple(itertools.combinations(RUNTIMES, 2))
 
 
@@ -131,13 +136,9 @@ class _Runner:
                                                             arena_size=_arena_for(flatbuffer))
             self.count = len(read_model(flatbuffer).subgraphs[0].outputs)
             return
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        from keras_caps.lite.evaluate import litert_interpreter
 
-        resolver = OpResolverType.BUILTIN_REF if kind == "litert_ref" else OpResolverType.AUTO
-        with quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
-            self.lite = Interpreter(model_content=bytes(flatbuffer), num_threads=1,
-                                    experimental_op_resolver_type=resolver)
-            self.lite.allocate_tensors()
+        self.lite = litert_interpreter(flatbuffer, num_threads=1, kernels=_KERNELS[kind])
         self.inputs = self.lite.get_input_details()
         self.outputs = self.lite.get_output_details()
 
@@ -222,7 +223,8 @@ class Comparison:
                 for r in self.rows]
 
     def text(self, only_diverging=False):
-        short = {"litert": "lite", "litert_ref": "ref", "tflm": "tflm"}
+        short = {"litert": "lite", "litert_nodelegate": "nodel", "litert_ref": "ref",
+                 "tflm": "tflm"}
         names = [f"{short.get(a, a)}|{short.get(b, b)}" for a, b in self.pairs]
         local = any(r.local for r in self.rows)
         heads = ["op", "name", "output tensor", "dtype", "shape"] + names
@@ -241,8 +243,8 @@ class Comparison:
         widths = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(heads)]
         fmt = "  ".join(f"{{:{'>' if i == 0 or i >= 5 else '<'}{w}}}" for i, w in enumerate(widths))
         out = [f"max |difference| in quantized steps over {self.examples} input(s) "
-               "(lite = LiteRT default kernels, ref = LiteRT reference kernels, tflm = TFLite "
-               "Micro)",
+               "(lite = LiteRT default kernels (XNNPACK), nodel = LiteRT without the default "
+               "delegate, ref = LiteRT reference kernels, tflm = TFLite Micro)",
                "columns a|b: the whole model on each runtime; 'own a|b': the op alone, fed the "
                "same inputs (its own divergence)",
                f"'<' marks a difference above the threshold {self.threshold:g}"
@@ -254,7 +256,7 @@ class Comparison:
             first = self.first_divergence(p)
             where = (f"first parts at op {first.index} {first.op} ({first.tensor[-40:]}): "
                      f"{first.diffs[p]:g} steps" if first else "agree within the threshold")
-            out.append(f"{p[0]:>10} vs {p[1]:<10} argmax agreement {self.argmax_agreement[p]:.4f}, "
+            out.append(f"{p[0]:>17} vs {p[1]:<17} argmax agreement {self.argmax_agreement[p]:.4f}, "
                        f"output max diff {self.output_diffs[p]:g}, per-op max "
                        f"{self.max_diff(p):g}; {where}")
         out.append("OK" if self.ok else f"FAILED: differences above {self.threshold:g} step(s)")

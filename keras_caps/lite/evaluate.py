@@ -8,7 +8,8 @@ r"""Evaluates TFLite CapsNets: accuracy, size, TFLite Micro arena, latency, Lite
     python -m tflite.evaluate --tflite=runs/own/model_int8.tflite --dataset=folder:my_images \
         --image_size=24 --grayscale
 
-Accuracy: LiteRT (`ai_edge_litert`) and TFLite Micro (the `tflite-micro` Python interpreter:
+Accuracy: LiteRT (`ai_edge_litert`; with its default XNNPACK delegate and without it) and
+TFLite Micro (the `tflite-micro` Python interpreter:
 the microcontroller accuracy) on the whole evaluated split; the class is the argmax of the
 scores, so squared lengths rank like lengths. Latency: median and p90 of single-image invokes,
 with 1 thread and with all threads. TFLite Micro: also its argmax agreement and max output
@@ -29,22 +30,41 @@ MLPERF_TINY_IC = {"model": "MLPerf Tiny IC reference: ResNet-8, CIFAR-10 (publis
                   "accuracy": 0.85, "bytes": 94_000, "arena_bytes": 57_000}
 
 
-def _litert(flatbuffer, num_threads=None):
-    from ai_edge_litert.interpreter import Interpreter
+#: LiteRT's kernel sets: "default" (what `Interpreter()` gives: the builtin kernels with the
+#: XNNPACK delegate applied), "nodelegate" (the builtin kernels without the default delegate:
+#: the PC runtime that agrees with TFLite Micro, docs/fidelity.md) and "ref" (the reference
+#: kernels, `OpResolverType.BUILTIN_REF`).
+LITERT_KERNELS = ("default", "nodelegate", "ref")
 
+
+def litert_interpreter(flatbuffer, num_threads=None, kernels="default"):
+    """An allocated LiteRT interpreter of `flatbuffer` with one of LITERT_KERNELS."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from keras_caps.lite.quiet import quiet_fds
     from keras_caps.validation import check_tflite_bytes
 
     check_tflite_bytes(flatbuffer)
-    interp = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
-    interp.allocate_tensors()
+    resolvers = {"default": OpResolverType.AUTO,
+                 "nodelegate": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                 "ref": OpResolverType.BUILTIN_REF}
+    if kernels not in resolvers:
+        raise ValueError(f"kernels must be one of {LITERT_KERNELS}, got {kernels!r}.")
+    with quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interp = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads,
+                             experimental_op_resolver_type=resolvers[kernels])
+        interp.allocate_tensors()
     return interp
+
+
+_litert = litert_interpreter
 
 
 def quantize_input(images, detail):
     """Images (N, H, W, C) uint8 or float in [0, 1] -> the model's input dtype."""
-    x = np.asarray(images, np.float32)
-    if np.asarray(images).dtype == np.uint8:
-        x = x / 255.0
+    from keras_caps.data.images import unit_images
+
+    x = unit_images(images)
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer):
         scale, zero = detail["quantization"]
@@ -60,9 +80,10 @@ def dequantize_output(y, detail):
     return y.astype(np.float32)
 
 
-def predict_litert(flatbuffer, images):
-    """Scores (N, J) from LiteRT, one invoke per batch of the model's static batch size."""
-    interp = _litert(flatbuffer)
+def predict_litert(flatbuffer, images, kernels="default"):
+    """Scores (N, J) from LiteRT (one of LITERT_KERNELS), one invoke per batch of the model's
+    static batch size."""
+    interp = _litert(flatbuffer, kernels=kernels)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     batch = int(inp["shape"][0])
     x = quantize_input(images, inp)
@@ -190,9 +211,11 @@ def compare_tflm_litert(flatbuffer, images, arena_size=None):
 def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=None, name="model"):
     """Everything about one flatbuffer: accuracy, bytes, latency, TFLM arena and agreement.
 
-    "accuracy" is LiteRT's; "tflm_accuracy" is TFLite Micro's (the microcontroller accuracy)
-    over the first `tflm_examples` images (None: all of them, the whole evaluated split), on
-    which "tflm_argmax_agreement" and "tflm_max_abs_diff" compare it with LiteRT.
+    "accuracy" is LiteRT's (default kernels, XNNPACK); "litert_nodelegate_accuracy" LiteRT's
+    without the default delegate; "tflm_accuracy" is TFLite Micro's (the microcontroller
+    accuracy) over the first `tflm_examples` images (None: all of them, the whole evaluated
+    split), on which "tflm_argmax_agreement" and "tflm_max_abs_diff" compare it with LiteRT
+    and "tflm_nodelegate_argmax_agreement" with LiteRT without the delegate.
     "confusion_matrix": K x K counts (row = true class, column = LiteRT's prediction).
     """
     from keras_caps import validation
@@ -203,8 +226,10 @@ def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=None,
     scores = predict_litert(flatbuffer, images)
     predictions = np.argmax(scores, -1)
     truth = np.asarray(labels)[: len(predictions)]
+    nodelegate = np.argmax(predict_litert(flatbuffer, images, kernels="nodelegate"), -1)
     row = {"name": name, "bytes": len(flatbuffer),
-           "accuracy": float(np.mean(predictions == truth))}
+           "accuracy": float(np.mean(predictions == truth)),
+           "litert_nodelegate_accuracy": float(np.mean(nodelegate == truth))}
     if scores.ndim == 2:
         row["confusion_matrix"] = confusion_matrix(truth, predictions, scores.shape[-1]).tolist()
     row["latency_ms_1t"], row["latency_p90_ms_1t"] = latency_ms(
@@ -220,6 +245,8 @@ def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=None,
         row["tflm_examples"] = agreement["examples"]
         row["tflm_accuracy"] = float(np.mean(
             agreement["tflm_predictions"] == np.asarray(labels)[: agreement["examples"]]))
+        row["tflm_nodelegate_argmax_agreement"] = float(np.mean(
+            agreement["tflm_predictions"] == nodelegate[: agreement["examples"]]))
     except RuntimeError as err:
         row["arena_bytes"] = None
         row["tflm_error"] = str(err).splitlines()[0][:200]
@@ -227,11 +254,10 @@ def evaluate(flatbuffer, images, labels, latency_repeats=50, tflm_examples=None,
 
 
 def keras_accuracy(model, images, labels, batch_size=256):
+    from keras_caps.data.images import unit_images
     from keras_caps.models.heads import classifier
 
-    x = np.asarray(images, np.float32)
-    if np.asarray(images).dtype == np.uint8:
-        x = x / 255.0
+    x = unit_images(images)
     scores = classifier(model).predict(x, batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(scores, -1) == labels))
 
@@ -259,11 +285,13 @@ def report(model, train_images, test_images, test_labels, modes=None, out_dir=No
                  "bytes": MLPERF_TINY_IC["bytes"], "arena_bytes": MLPERF_TINY_IC["arena_bytes"]})
     table = markdown_table(rows, [
         ("name", "model", "s"), ("accuracy", "LiteRT accuracy", ".4f"),
+        ("litert_nodelegate_accuracy", "LiteRT accuracy, no delegate", ".4f"),
         ("tflm_accuracy", "TFLM accuracy", ".4f"), ("bytes", "file bytes", ",d"),
         ("arena_bytes", "TFLM arena bytes", ",d"), ("latency_ms_1t", "ms (1 thread)", ".3f"),
         ("latency_p90_ms_1t", "p90 ms (1 thread)", ".3f"),
         ("latency_ms_all", "ms (all threads)", ".3f"),
         ("tflm_argmax_agreement", "TFLM = LiteRT argmax", ".3f"),
+        ("tflm_nodelegate_argmax_agreement", "TFLM = LiteRT no-delegate argmax", ".4f"),
         ("tflm_max_abs_diff", "TFLM vs LiteRT max diff", ".0f"),
     ])
     return rows, table

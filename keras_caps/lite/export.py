@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_caps import layers as caps_layers
 from keras_caps import validation
+from keras_caps.data.images import unit_images
 from keras_caps.errors import UserError
 from keras_caps.io_utils import write_bytes
 from keras_caps.models.heads import classifier
@@ -106,9 +107,7 @@ def representative_dataset(images, num_examples=200, seed=0):
     images = validation.check_images(images, "representative (calibration) images")
     rng = np.random.RandomState(seed)
     idx = rng.choice(len(images), min(num_examples, len(images)), replace=False)
-    sample = images[idx].astype(np.float32)
-    if images.dtype == np.uint8:
-        sample /= 255.0
+    sample = unit_images(images[idx])
 
     def gen():
         for x in sample:

@@ -172,6 +172,7 @@ class CCMTrainer(keras.Model):
     ```python
     import keras
     import numpy as np
+    from keras_caps.data import unit_images
     from keras_caps.models import deep_capsnet
     from keras_caps.pruning import CCMTrainer, unwrap
     from keras_caps.training import compile_capsnet, fit_capsnet
@@ -188,7 +189,7 @@ class CCMTrainer(keras.Model):
                           batch_size=8, verbose=0)
     assert {"loss", "margin", "ccm", "ccm_relu1"} <= set(metrics["history"][0])
     capsnet = unwrap(keras.saving.load_model(metrics["model_path"]))  # for pruning / export
-    assert capsnet.predict(images[:2].astype("float32") / 255, verbose=0)["lengths"].shape \
+    assert capsnet.predict(unit_images(images[:2]), verbose=0)["lengths"].shape \
         == (2, 10)
     ```
     """

@@ -13,16 +13,25 @@ import json
 import os
 from typing import ClassVar
 
-from keras_caps.runs.config import Config, ConfigError, check_choice
+from keras_caps.runs.config import Config, ConfigError, ModelConfig, check_choice
 from keras_caps.runs.train import DATA_FIELDS, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class StudentConfig(Config):
-    """The student capsnet: conv1 filters / kernel, primary capsule types / dim / kernel,
-    class capsule dim, routings, decoder ("none", "full", "reduced"), weight sharing.
-    A kernel size or routing count of None takes the teacher's."""
+    """The student: student_model "capsnet" (the Sabour-style student of the fields below:
+    conv1 filters / kernel, primary capsule types / dim / kernel, class capsule dim, routings,
+    decoder "none" / "full" / "reduced", weight sharing; a kernel size or routing count of
+    None takes the teacher's) or "mcu_capsnet" (the microcontroller CapsNet of size
+    student_mcu_size, keras_caps.models.mcu_capsnet; of the fields below only routings and
+    decoder apply). student_init_length (0: off): the data-dependent capsule-length init of
+    the fresh student (after transfer_init), as train's --init_length."""
 
+    STUDENT_MODELS: ClassVar[tuple] = ("capsnet", "mcu_capsnet")
+
+    student_model: str = "capsnet"
+    student_mcu_size: str = "S"
+    student_init_length: float = 0.0
     student_conv_filters: int = 16
     student_conv_kernel: int | None = None
     student_primary_capsules: int = 4
@@ -35,6 +44,11 @@ class StudentConfig(Config):
 
     def _check(self):
         check_choice("student_decoder", self.student_decoder, ("none", "full", "reduced"))
+        check_choice("student_model", self.student_model, self.STUDENT_MODELS)
+        check_choice("student_mcu_size", self.student_mcu_size, ModelConfig.MCU_SIZES)
+        if not 0.0 <= (self.student_init_length or 0.0) < 1.0:
+            raise ConfigError(f"--student_init_length must lie in [0, 1) (0: off), got "
+                              f"{self.student_init_length}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +72,21 @@ class DistillOptions(Config):
         check_choice("task_loss", self.task_loss, ("margin", "crossentropy"))
 
 
-STUDENT_FIELDS = tuple(f.name for f in dataclasses.fields(StudentConfig)) + ("transfer_init",)
+# the student fields a config.json records; the later ones (student_model,
+# student_mcu_size, student_init_length) only when not at their defaults, so that runs
+# recorded before them still resume
+_LATER_STUDENT_FIELDS = ("student_model", "student_mcu_size", "student_init_length")
+STUDENT_FIELDS = tuple(f.name for f in dataclasses.fields(StudentConfig)
+                       if f.name not in _LATER_STUDENT_FIELDS) + ("transfer_init",)
+
+
+def student_fields(config):
+    """The student fields config.json records for this config (see STUDENT_FIELDS)."""
+    later = _LATER_STUDENT_FIELDS
+    default = StudentConfig()
+    if all(getattr(config, n) == getattr(default, n) for n in later):
+        return STUDENT_FIELDS
+    return STUDENT_FIELDS + later
 DISTILLATION_FIELDS = ("temperature", "alpha", "beta", "task_loss", "capsule_weight",
                        "optimizer", "learning_rate", "lr_policy", "batch_policy", "recon_weight")
 
@@ -90,28 +118,33 @@ def _teacher_layer(teacher, name):
 
 
 def build_student(config, teacher, num_classes):
-    """The student capsnet of a StudentConfig, with unset kernel sizes and routings taken
-    from `teacher` (or, without those layers, from the config's model fields).
+    """The student of a StudentConfig: a capsnet with unset kernel sizes and routings taken
+    from `teacher` (or, without those layers, from the config's model fields), or an
+    mcu_capsnet of config.student_mcu_size.
 
     Args:
         config: a DistillConfig (or any config with the student and model fields).
         teacher: the teacher model; the student takes its input shape.
         num_classes: J.
     Returns:
-        An uncompiled capsnet named "student".
+        An uncompiled capsnet (or mcu_capsnet) named "student".
     """
-    from keras_caps.models import capsnet, image_input
+    from keras_caps.models import capsnet, image_input, mcu_capsnet
 
     conv1 = _teacher_layer(teacher, "conv1")
     primary = _teacher_layer(teacher, "primary_caps")
     class_caps = _teacher_layer(teacher, "class_caps")
+    decoder = None if config.student_decoder == "none" else config.student_decoder
+    if config.student_model == "mcu_capsnet":
+        return mcu_capsnet(config.student_mcu_size, input_shape=tuple(image_input(teacher).shape[1:]),
+                           num_classes=num_classes, routings=config.student_routings or 3,
+                           decoder=decoder, name="student")
     conv_kernel = config.student_conv_kernel or (
         conv1.kernel_size[0] if conv1 is not None else config.conv_kernel)
     primary_kernel = config.student_primary_kernel or (
         primary.conv.kernel_size[0] if primary is not None else config.primary_kernel)
     routings = config.student_routings or (
         class_caps.routings if class_caps is not None else config.routings)
-    decoder = None if config.student_decoder == "none" else config.student_decoder
     return capsnet(
         input_shape=tuple(image_input(teacher).shape[1:]), num_classes=num_classes,
         conv_filters=config.student_conv_filters, conv_kernel=conv_kernel,
@@ -138,7 +171,8 @@ def distill(config, datasets_override=None):
 
     Under config.model_dir: checkpoints/ (the whole distiller; a rerun resumes), logs/,
     history.csv, best.keras (best student), model.keras (the student alone),
-    transfer_report.json (with transfer_init), config.json and metrics.json.
+    transfer_report.json (with transfer_init), init_lengths.json (with student_init_length),
+    config.json and metrics.json.
 
     Args:
         config: a DistillConfig.
@@ -153,6 +187,7 @@ def distill(config, datasets_override=None):
     from keras_caps.io_utils import write_json
     from keras_caps.runs import datasets, models, optimization
     from keras_caps.training.distillation import Distiller, fit_distiller
+    from keras_caps.training.length_init import calibrate_capsule_lengths
     from keras_caps.training.transfer import init_student_from_teacher
 
     if not os.path.exists(config.teacher):
@@ -182,6 +217,10 @@ def distill(config, datasets_override=None):
             if config.verbose:
                 print(f"transfer_init: sliced {report['sliced']}, copied {report['copied']}, "
                       f"skipped {report['skipped']}")
+        if config.student_init_length:
+            write_json(os.path.join(config.model_dir, "init_lengths.json"),
+                       calibrate_capsule_lengths(student, train_data[0],
+                                                 target_length=config.student_init_length))
         distiller = Distiller(
             teacher, student, temperature=config.temperature, alpha=config.alpha,
             beta=config.beta, task_loss=config.task_loss,
@@ -195,7 +234,7 @@ def distill(config, datasets_override=None):
         batch_policy=batch_policy, strategy=optimization.make_strategy(
             config.distribution_strategy),
         augment_shift=config.augment_shift, seed=config.seed, verbose=config.verbose,
-        run_config=config.run_config(architecture=STUDENT_FIELDS, data=DATA_FIELDS,
+        run_config=config.run_config(architecture=student_fields(config), data=DATA_FIELDS,
                                      training=DISTILLATION_FIELDS,
                                      teacher=os.path.abspath(config.teacher)),
         overwrite=config.overwrite,
@@ -213,4 +252,4 @@ def distill(config, datasets_override=None):
 
 
 __all__ = ["DISTILLATION_FIELDS", "STUDENT_FIELDS", "DistillConfig", "DistillOptions",
-           "StudentConfig", "build_student", "distill"]
+           "StudentConfig", "build_student", "distill", "student_fields"]

@@ -210,6 +210,11 @@ def define_student_group():
     c = StudentConfig
     _string(DistillOptions, "teacher", "Trained teacher model (.keras), e.g. from "
             "train_capsnet (required).")
+    _enum(c, "student_model", c.STUDENT_MODELS, "Student builder: capsnet (the --student_* fields "
+          "below) or mcu_capsnet (the microcontroller CapsNet of --student_mcu_size).")
+    _enum(c, "student_mcu_size", ModelConfig.MCU_SIZES, "--student_model=mcu_capsnet: its size.")
+    _float(c, "student_init_length", "Data-dependent capsule-length init of the fresh "
+           "student (0: off), as --init_length.")
     _integer(c, "student_conv_filters", "Student conv1 filters.")
     _integer(c, "student_conv_kernel", "Student conv1 kernel (default: the teacher's).")
     _integer(c, "student_primary_capsules", "Student primary capsule types.")

@@ -19,10 +19,10 @@ def float_batch(images, batch):
     """The first `batch` images as float32 (N, H, W, C) in [0, 1] (uint8 scaled by 1/255)."""
     import numpy as np
 
+    from keras_caps.data.images import unit_images
+
     x = np.asarray(images[:batch])
-    if x.ndim == 3:
-        x = x[..., None]
-    return x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
+    return unit_images(x[..., None] if x.ndim == 3 else x)
 
 
 def accuracy(model, test_data, num_classes, batch_size=256):

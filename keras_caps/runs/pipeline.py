@@ -4,7 +4,8 @@ Stages, each under <model_dir>/<stage>/ with a done.json when finished (the comm
 its presets: train/pipeline.py):
 
     teacher   `train` (the FasTrCaps WarmAdaBatch policy in the presets) -> teacher/best.keras
-    student   transfer + distillation (`distill`) into the small student -> student/best.keras
+    student   distillation (`distill`; quick: into the S mcu_capsnet, full: transfer + KD into
+              the Sabour-style student) -> student/best.keras
     prune     `prune` of the student (CCM, CHIP, pruning, retraining) -> prune/pruned/best.keras
     quantize  `quantize` (power-of-two bit-width search) of the pruned student
     export    int8 and int8_pot (power-of-two scales) TFLite, each audited, labels.txt
@@ -33,10 +34,19 @@ from keras_caps.runs.train import TrainConfig
 STAGES = ("teacher", "student", "prune", "quantize", "export", "evaluate", "report")
 OUTPUT_EXTENSIONS = (".keras", ".json", ".tflite", ".md", ".png")
 
-# Student = the microcontroller CapsNet of train/configs/mcu_student.flags.
+# Student of the full preset = the Sabour-style microcontroller student of
+# train/configs/mcu_student.flags, initialised from the teacher (transfer) and distilled.
 _STUDENT = dict(student_conv_filters=16, student_primary_capsules=4, student_primary_dim=8,
                 student_class_dim=8, student_weight_sharing=True, student_decoder="none",
                 transfer_init=True, temperature=3.0, alpha=1.0, beta=1.0)
+# Student of the quick preset = the S microcontroller CapsNet (keras_caps.models.mcu_capsnet),
+# distilled with its capsule-length init; the teacher's channels do not map onto its backbone,
+# so no transfer. Chosen by measurement (BENCHMARKS.md, "make demo"): 8 student epochs, CCM
+# at alpha 0.01 (alpha 0.1 cost the S student 6.5 points in its one CCM epoch), 3 retraining
+# epochs of the pruned model.
+_MCU_STUDENT = dict(student_model="mcu_capsnet", student_mcu_size="S", student_init_length=0.5,
+                    student_decoder="none", transfer_init=False, temperature=3.0, alpha=1.0,
+                    beta=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +90,11 @@ class PipelineConfig(PipelineOptions, QuantizeOptions, PruneOptions, DistillOpti
         "quick": dict(
             dataset="fashion_mnist", model="capsnet", conv_filters=64, primary_capsules=8,
             primary_dim=8, class_dim=16, decoder="reduced", train_examples=20000,
-            test_examples=2000, epochs=2, student_epochs=2, batch_policy="warmadabatch",
+            test_examples=2000, epochs=2, student_epochs=8, batch_policy="warmadabatch",
             batch_warmup_size=32, batch_warmup_epochs=1, batch_exponent=7, learning_rate=1e-3,
-            lr_min=1e-4, pruning_ratio=0.25, ccm_epochs=1, retrain_epochs=1, ci_batches=4,
-            approach="C", tolerance=0.5, calibration_batches=4, search_examples=1000,
-            tflite_examples=1000, latency_repeats=20, **_STUDENT,
+            lr_min=1e-4, pruning_ratio=0.25, ccm_epochs=1, ccm_alpha=0.01, retrain_epochs=3,
+            ci_batches=4, approach="C", tolerance=0.5, calibration_batches=4,
+            search_examples=1000, tflite_examples=1000, latency_repeats=20, **_MCU_STUDENT,
         ),
         "full": dict(
             dataset="fashion_mnist", model="capsnet", conv_filters=256, primary_capsules=32,
@@ -183,8 +193,14 @@ def stage_student(config, out, data, teacher):
     metrics = distill(DistillConfig.from_config(config, model_dir=out, teacher=teacher["model"],
                                                 epochs=epochs), datasets_override=data)
     path = os.path.join(out, "best.keras")
+    recipe = "transfer + KD" if config.transfer_init else "KD"
+    if not config.alpha:
+        recipe = "transfer, no KD" if config.transfer_init else "from scratch (alpha 0)"
+    name = (f"mcu_capsnet {config.student_mcu_size}" if config.student_model == "mcu_capsnet"
+            else "capsnet")
     return {"model": path, "accuracy": metrics["best_test_accuracy"],
-            "train_time_s": metrics.get("train_time_s"), **classifier_stats(path)}
+            "train_time_s": metrics.get("train_time_s"),
+            "label": f"student ({name}), {recipe} (float32)", **classifier_stats(path)}
 
 
 def stage_prune(config, out, data, student):

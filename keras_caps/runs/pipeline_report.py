@@ -33,7 +33,7 @@ def summary_rows(results):
                          ("prune", "student pruned + retrained (float32)")):
         r = results.get(stage)
         if r:
-            rows.append(dict(stage=stage, model=label, accuracy=r["accuracy"],
+            rows.append(dict(stage=stage, model=r.get("label", label), accuracy=r["accuracy"],
                              params=r["params"], flops=r["flops"], bytes=4 * r["params"],
                              seconds=r.get("stage_seconds")))
     q, p = results.get("quantize"), results.get("prune")
@@ -105,6 +105,48 @@ def confusion_section(config, out, exported, evaluated):
     return {"pngs": pngs, "lines": lines}
 
 
+def pipeline_card(config, results):
+    """The model card of the pipeline's int8 microcontroller model (the pruned student's
+    export/model_int8.tflite), or None before export and evaluate have finished."""
+    from keras_caps.runs.model_card import model_card
+    from keras_caps.runs.models import load_capsnet
+    from keras_caps.runs.train import recipe_text
+
+    e, x, p = results.get("evaluate"), results.get("export"), results.get("prune")
+    if not (e and x and p and "int8" in e):
+        return None
+    s, q = results.get("student", {}), results.get("quantize", {})
+    int8 = e["int8"]
+    accuracy = {"float": q.get("float_test_accuracy"), "int8_litert": int8.get("accuracy"),
+                "int8_litert_nodelegate": int8.get("litert_nodelegate_accuracy"),
+                "int8_tflm": int8.get("tflm_accuracy")}
+    model = load_capsnet(p["model"])
+    student = (f"mcu_capsnet_{config.student_mcu_size}" if config.student_model == "mcu_capsnet"
+               else "capsnet")
+    student_epochs = config.student_epochs or config.epochs
+    recipe = (f"teacher {config.model} ({recipe_text(config)}); {s.get('label', 'student')}, "
+              f"{student_epochs} epochs, T={config.temperature:g}; pruned at ratio "
+              f"{config.pruning_ratio:g} (CCM {config.ccm_epochs} epochs, alpha "
+              f"{config.ccm_alpha:g}; retrained {config.retrain_epochs} epochs); int8 "
+              "post-training quantization")
+    return model_card(
+        os.path.basename(os.path.normpath(config.model_dir)),
+        model=f"{student} student, pruned at ratio {config.pruning_ratio:g}",
+        dataset=config.dataset, class_names=x.get("class_names") or [],
+        input_shape=model.input_shape[1:] if not isinstance(model.input_shape, list)
+        else model.input_shape[0][1:],
+        training_data=f"{results.get('teacher', {}).get('train_examples') or config.train_examples or 'all'} "
+                      "training images",
+        evaluation=f"{e.get('examples', '?')} test images the quantization search did not use "
+                   "(float: the pruned Keras model on the same images)",
+        recipe=recipe, accuracy=accuracy, params=p["params"], flops=p.get("flops"),
+        int8_bytes=x["int8"]["bytes"], arena_bytes=int8.get("arena_bytes"),
+        float_ops_in_int8=0 if x["int8"].get("audit_ok") else None,
+        files={"int8 model": x["int8"]["tflite"], "labels": x.get("labels"),
+               "Keras model": p["model"]},
+        config=os.path.join(config.model_dir, "config.json"))
+
+
 def write_report(config, out, results, data=None):
     """Writes the report files into `out`.
 
@@ -115,7 +157,8 @@ def write_report(config, out, results, data=None):
         data: the pipeline's ((x_train, y_train), (x_test, y_test)); with a deep_capsnet
             teacher its test images give the dead-capsule heatmaps.
     Returns:
-        {"report", "summary_md", "rows", "pngs", "dead_percentages"}.
+        {"report", "summary_md", "rows", "pngs", "dead_percentages", "model_card" (the
+        card's JSON path beside export/model_int8.tflite, None before export / evaluate)}.
     """
     from keras_caps import plots
     from keras_caps.runs import optimization
@@ -147,7 +190,8 @@ def write_report(config, out, results, data=None):
         f"Dataset {config.dataset}: {config.train_examples or 'all'} training and "
         f"{config.test_examples or 'all'} test images; preset {config.preset}; teacher "
         f"{config.epochs} epochs ({config.batch_policy}), student {config.student_epochs or config.epochs} "
-        f"epochs of transfer + distillation (T={config.temperature}), pruning ratio "
+        f"epochs ({results.get('student', {}).get('label', 'transfer + distillation')}, "
+        f"T={config.temperature}), pruning ratio "
         f"{config.pruning_ratio} (CCM {config.ccm_epochs} + retrain {config.retrain_epochs} epochs), "
         f"PoT approach {config.approach} with tolerance {config.tolerance} points.", "",
         table, "",
@@ -169,7 +213,9 @@ def write_report(config, out, results, data=None):
             lines.append(
                 f"{mode} in TFLite Micro: arena {arena:,} bytes; accuracy "
                 f"{ev[mode].get('tflm_accuracy', float('nan')):.4f} in TFLite Micro and "
-                f"{ev[mode].get('accuracy', float('nan')):.4f} in LiteRT on "
+                f"{ev[mode].get('accuracy', float('nan')):.4f} in LiteRT "
+                f"({ev[mode].get('litert_nodelegate_accuracy', float('nan')):.4f} without its "
+                "default XNNPACK delegate) on "
                 f"{ev[mode].get('tflm_examples', ev.get('examples', 0)):,} test images; "
                 f"TFLM = LiteRT argmax on "
                 f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of them."
@@ -184,10 +230,18 @@ def write_report(config, out, results, data=None):
     if config.model == "deep_capsnet" and data is not None and "teacher" in results:
         section, dead = dead_capsule_section(results["teacher"]["model"], data[1][0], out)
         lines += section
+    card = pipeline_card(config, results)
+    card_paths = {}
+    if card:
+        from keras_caps.runs.model_card import write_model_card
+
+        card_paths = write_model_card(os.path.join(os.path.dirname(os.path.normpath(out)),
+                                                   "export"), card)
+        lines += [f"Model card of the int8 model: `{card_paths['md']}`.", ""]
     report_path = os.path.join(out, "report.md")
     write_text(report_path, "\n".join(lines))
     summary_path = os.path.join(out, "summary.md")
     write_text(summary_path, table + "\n")
     write_json(os.path.join(out, "summary.json"), rows)
     return {"report": report_path, "summary_md": summary_path, "rows": rows, "pngs": pngs,
-            "dead_percentages": dead}
+            "dead_percentages": dead, "model_card": card_paths.get("json")}

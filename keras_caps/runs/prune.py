@@ -37,7 +37,8 @@ class PruneOptions(Config):
     ccm_alpha (>= 0): weight of the CCM term (eq. 5); ccm_reduction: correlations per "sample"
     over H*W or pooled over the "batch"; ccm_epochs (>= 0, 0: skip CCM); retrain_epochs (>= 1).
     ci_batches (0: all) training batches of ci_batch_size for the CI scores. class_caps:
-    "fresh" (paper) or "transfer" (the kept rows of the old kernel). intermediate_caps of a
+    "fresh" (paper; with init_length its capsule lengths are calibrated like a fresh model's)
+    or "transfer" (the kept rows of the old kernel). intermediate_caps of a
     deep model: "prune", "keep" or "fresh". control: also retrain the unpruned parent the same
     way (the equal-training control). run_eagerly: eager steps (debugging, tiny models).
     """
@@ -213,6 +214,12 @@ def prune_and_retrain(config, datasets, model_path, scores, ratio, out_dir, call
         keras.utils.set_random_seed(config.seed)  # the same fresh ClassCaps every build
         pruned = prune_model(load_capsnet(model_path), kept, class_caps=config.class_caps,
                              intermediate_caps=config.intermediate_caps)
+        if config.class_caps == "fresh" and config.init_length:
+            # a fresh ClassCaps starts saturated like any fresh model (train's --init_length)
+            from keras_caps.training.length_init import calibrate_capsule_lengths
+
+            calibrate_capsule_lengths(pruned, datasets[0][0], layer_names=["class_caps"],
+                                      target_length=config.init_length)
         optimizer = optimization.make_optimizer(run_config, len(datasets[0][0]), batch_policy)
         return compiled(config, pruned, optimizer)
 

@@ -86,8 +86,9 @@ def train(config, datasets_override=None):
     """Trains the model `config` describes; returns the metrics dict (also metrics.json).
 
     Under config.model_dir: checkpoints/ (a rerun resumes from the last epoch), logs/
-    (TensorBoard), history.csv, metrics.json, best.keras, model.keras, config.json and, with
-    init_length, init_lengths.json.
+    (TensorBoard), history.csv, metrics.json, best.keras, model.keras, config.json,
+    model_card.json / .md (keras_caps.runs.model_card) and, with init_length,
+    init_lengths.json.
 
     Args:
         config: a TrainConfig.
@@ -128,13 +129,48 @@ def train(config, datasets_override=None):
         optimizer = optimization.make_optimizer(config, len(train_data[0]), batch_policy)
         return compile_capsnet(model, optimizer, recon_weight=config.recon_weight)
 
-    return fit_capsnet(
+    metrics = fit_capsnet(
         build, train_data, test_data, config.model_dir, epochs=config.epochs,
         batch_policy=batch_policy, strategy=optimization.make_strategy(
             config.distribution_strategy),
         augment_shift=config.augment_shift, seed=config.seed, verbose=config.verbose,
         run_config=config.run_config(), overwrite=config.overwrite,
     )
+    write_train_card(config, metrics, input_shape, num_classes, len(train_data[0]),
+                     len(test_data[0]))
+    return metrics
 
 
-__all__ = ["ARCHITECTURE_FIELDS", "DATA_FIELDS", "TRAINING_FIELDS", "TrainConfig", "train"]
+def recipe_text(config, epochs=None):
+    """How a TrainConfig trains, in words (for model cards and reports)."""
+    return (f"{config.epochs if epochs is None else epochs} epochs, batch {config.batch_size} "
+            f"({config.batch_policy}), {config.optimizer} with LR {config.learning_rate:g} "
+            f"({config.lr_policy}"
+            + (f" -> {config.lr_min:g}" if config.lr_policy == "cosine" else "") + "), "
+            f"random shifts {config.augment_shift} px, capsule-length init "
+            f"{config.init_length or 0:g}")
+
+
+def write_train_card(config, metrics, input_shape, num_classes, train_count, eval_count):
+    """model_card.json / .md of a `train` run's model.keras (keras_caps.runs.model_card)."""
+    from keras_caps.runs import datasets
+    from keras_caps.runs.measure import classifier_stats
+    from keras_caps.runs.model_card import model_card, write_model_card
+
+    stats = classifier_stats(metrics["model_path"])
+    card = model_card(
+        os.path.basename(os.path.normpath(config.model_dir)),
+        model=config.model if config.model != "mcu_capsnet" else f"mcu_capsnet_{config.mcu_size}",
+        dataset=config.dataset, class_names=datasets.class_names(config, num_classes),
+        input_shape=input_shape, training_data=f"{train_count:,} training images",
+        evaluation=f"{datasets.evaluation_split(config)} split, {eval_count:,} images; the "
+                   "last epoch's model (model.keras)",
+        recipe=recipe_text(config, metrics.get("epochs")),
+        accuracy={"float": metrics["test_accuracy"]}, params=stats["params"],
+        flops=stats["flops"], files={"model": metrics["model_path"]},
+        config=os.path.join(config.model_dir, "config.json"))
+    return write_model_card(config.model_dir, card)
+
+
+__all__ = ["ARCHITECTURE_FIELDS", "DATA_FIELDS", "TRAINING_FIELDS", "TrainConfig", "recipe_text",
+           "train", "write_train_card"]

@@ -141,7 +141,7 @@ class Distiller(keras.Model):
     distiller.compile(keras.optimizers.Adam(1e-3))
     logs = distiller.fit(data.make_dataset(images, labels, 8), epochs=1, verbose=0).history
     assert {"loss", "kd_loss", "task_loss", "accuracy"} <= set(logs)
-    assert distiller.predict(images[:2] / 255.0, verbose=0).shape == (2, 10)  # student lengths
+    assert distiller.predict(data.unit_images(images[:2]), verbose=0).shape == (2, 10)  # lengths
     distiller.save_student("student.keras")  # the student alone
     ```
     """
@@ -288,6 +288,7 @@ class Distiller(keras.Model):
 
         ```python
         import numpy as np
+        from keras_caps.data import unit_images
         from keras_caps.models import capsnet
 
         def tiny(**kw):  # a CapsNet for 12 x 12 images
@@ -306,7 +307,7 @@ class Distiller(keras.Model):
                           primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
 
         distiller = Distiller(teacher, student)
-        out = distiller.student_outputs(images / 255.0, labels)
+        out = distiller.student_outputs(unit_images(images), labels)
         assert out["capsules"].shape == (16, 10, 4)  # (B, J, Ds)
         ```
         """
@@ -339,6 +340,7 @@ class Distiller(keras.Model):
 
         ```python
         import numpy as np
+        from keras_caps.data import unit_images
         from keras_caps.models import capsnet
 
         def tiny(**kw):  # a CapsNet for 12 x 12 images
@@ -357,7 +359,7 @@ class Distiller(keras.Model):
                           primary_dim=4, primary_kernel=3, class_dim=4, decoder=None)
 
         distiller = Distiller(teacher, student, alpha=0.5)
-        x = images / 255.0
+        x = unit_images(images)
         loss = distiller.compute_loss(x, labels, distiller.student_outputs(x, labels), training=False)
         terms = {m.name: float(m.result()) for m in distiller.metrics}
         np.testing.assert_allclose(float(loss), 0.5 * 9 * terms["kd_loss"] + terms["task_loss"],
