@@ -24,7 +24,8 @@ PACKAGE = "keras_caps"
 LAYERS = [
     # keras_caps.cli: run_main / guarded, the user-error guard of every command line (it
     # imports only errors), used by lite and runs alike
-    ("base", ["keras_caps.errors", "keras_caps.io_utils", "keras_caps.plots", "keras_caps.cli"],
+    ("base", ["keras_caps.errors", "keras_caps.io_utils", "keras_caps.plots", "keras_caps.cli",
+              "keras_caps.quiet"],
      False),
     ("data", ["keras_caps.validation", "keras_caps.data", "keras_caps.data_sources"], False),
     ("layers", ["keras_caps.capsule_ops", "keras_caps.layers", "keras_caps.losses",

@@ -22,6 +22,8 @@ import math
 import os
 import re
 
+from keras_caps.errors import UserError
+
 #: Class names of the named datasets (the order of their integer labels).
 CLASS_LABELS = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -51,7 +53,7 @@ RESOLVER_METHODS = {
 }
 
 
-class CSourceError(ValueError):
+class CSourceError(UserError):
     """The model cannot be written as C source (an op TFLite Micro has no resolver entry for)."""
 
 

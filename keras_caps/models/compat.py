@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+from keras_caps.errors import UserError
 
-class InputSizeError(ValueError):
+
+class InputSizeError(UserError):
     """The images are too small for the architecture (raised by the builders' size checks)."""
 
 
-class ModelDataMismatch(ValueError):
+class ModelDataMismatch(UserError):
     """A saved model's input shape or class count differs from the data's (`check_model_data`)."""
 
 

@@ -199,7 +199,8 @@ def define_run_group():
           "checkpoint are an error.")
     _enum(RunDirConfig, "distribution_strategy", RunDirConfig.STRATEGIES,
           "tf.distribute strategy.")
-    _integer(CommonConfig, "verbose", "1: progress bar, 0: silent.")
+    _integer(CommonConfig, "verbose", "0: silent, 1: progress bars, 2: also each stage's own "
+             "report (the pipeline).")
     _string(CommonConfig, "preset", "Preset of the binary being run (e.g. quick, full); "
             "flags given explicitly win.")
 

@@ -210,7 +210,8 @@ def stage_prune(config, out, data, student):
 
     t0 = time.perf_counter()
     metrics = prune(PruneConfig.from_config(config, model_dir=out, base_model=student["model"],
-                                            class_caps="fresh"), datasets_override=data)
+                                            class_caps="fresh"), datasets_override=data,
+                    echo=config.verbose >= 2)
     path = metrics["pruned"]["best_model"]
     return {"model": path, "accuracy": metrics["pruned"]["best_accuracy"],
             "ccm_accuracy": metrics["ccm"]["accuracy"], "train_time_s": time.perf_counter() - t0,
@@ -245,7 +246,8 @@ def stage_quantize(config, out, data, pruned):
     summary = quantize(
         QuantizeConfig.from_config(config, model_path=pruned["model"], output_dir=out,
                                    preset="none"),
-        datasets_override=(calib, (x[:n], yte[:n]), (x[n:], yte[n:])), qat_override=qat_data)
+        datasets_override=(calib, (x[:n], yte[:n]), (x[n:], yte[n:])), qat_override=qat_data,
+        echo=config.verbose >= 2)
     best = best_quantized(summary)
     return {"spec": os.path.join(out, f"spec_{best}.json"), "approach": best,
             "float_test_accuracy": summary["float_test_accuracy"],

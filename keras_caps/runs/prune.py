@@ -359,12 +359,13 @@ def report_markdown(config, prep, results, control=None, target=None):
 # ----------------------------------------------------------------------------- the flow
 
 
-def prune(config, datasets_override=None):
+def prune(config, datasets_override=None, echo=True):
     """Runs the whole flow; returns the metrics dict (also metrics.json / report.md).
 
     Args:
         config: a PruneConfig.
         datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading.
+        echo: also print report.md (the pipeline prints it only with --verbose=2).
     Returns:
         {"base", "ccm", "pruned", "pruning_ratio", "params_reduction", "flops_reduction",
          "scores", "control", "target"}.
@@ -400,7 +401,7 @@ def prune(config, datasets_override=None):
     config.write(out)
     return write_study(out, report_markdown(config, prep, [result], control,
                                             metrics["target"]), metrics,
-                       stem=("report", "metrics"))
+                       stem=("report", "metrics"), echo=echo)
 
 
 __all__ = ["PruneConfig", "PruneOptions", "channel_scores", "compiled", "fit", "prepare",

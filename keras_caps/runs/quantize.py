@@ -133,7 +133,7 @@ def _qat(config, model, spec, qat_data, test_data, out, name, say):
     return result
 
 
-def quantize(config, datasets_override=None, model=None, qat_override=None):
+def quantize(config, datasets_override=None, model=None, qat_override=None, echo=True):
     """Calibrates, searches and reports; returns the results dict (also results.json).
 
     Args:
@@ -143,6 +143,7 @@ def quantize(config, datasets_override=None, model=None, qat_override=None):
         model: an in-memory model instead of loading config.model_path.
         qat_override: (x, y) QAT training arrays instead of the last qat_examples training
             images.
+        echo: print the results table (with verbose; the pipeline: only with --verbose=2).
     Returns:
         {"model", "dataset", "float_search_accuracy", "float_test_accuracy",
          "tolerance_points", "search_split", "test_split", "calibration_images",
@@ -241,7 +242,7 @@ def quantize(config, datasets_override=None, model=None, qat_override=None):
     for name in approaches:
         lines += [f"## Approach {name}", "", report.layer_table(model, specs[name]), ""]
     write_text(os.path.join(out, "report.md"), "\n".join(lines))
-    if config.verbose:
+    if config.verbose and echo:
         print(report.results_table(rows))
         print(f"wrote {out}/report.md, results.json, spec_*.json")
     return summary
