@@ -32,6 +32,7 @@ import dataclasses
 from typing import ClassVar
 
 from keras_caps.errors import UserError
+from keras_caps.schedules.batch import BATCH_POLICIES as _BATCH_POLICIES
 
 
 class ConfigError(UserError):
@@ -282,7 +283,7 @@ class OptimizationConfig(Config):
     seed: int = 0
 
     OPTIMIZERS: ClassVar[tuple] = ("adam", "sgd", "adagrad", "rmsprop")
-    BATCH_POLICIES: ClassVar[tuple] = ("fixed", "adabatch", "warmadabatch")
+    BATCH_POLICIES: ClassVar[tuple] = _BATCH_POLICIES  # keras_caps.schedules' one table
 
     def _check(self):
         from keras_caps.schedules import LR_POLICIES
