@@ -152,11 +152,14 @@ def recipe_text(config, epochs=None):
 
 
 def write_train_card(config, metrics, input_shape, num_classes, train_count, eval_count):
-    """model_card.json / .md of a `train` run's model.keras (keras_caps.runs.model_card)."""
+    """model_card.json / .md of a `train` run's model.keras (keras_caps.runs.model_card);
+    returns their paths, or None on a non-chief worker (no model.keras of its own)."""
     from keras_caps.runs import datasets
     from keras_caps.runs.measure import classifier_stats
     from keras_caps.runs.model_card import model_card, write_model_card
 
+    if not os.path.exists(metrics["model_path"]):
+        return None  # a non-chief multi-worker replica: only the chief keeps the model
     stats = classifier_stats(metrics["model_path"])
     card = model_card(
         os.path.basename(os.path.normpath(config.model_dir)),
