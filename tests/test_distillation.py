@@ -104,6 +104,23 @@ def test_kd_term_is_zero_when_student_equals_teacher():
     assert res["loss"] == pytest.approx(res["task_loss"], abs=1e-5)
 
 
+def test_alpha_zero_trains_on_the_task_loss_without_running_the_teacher():
+    teacher, student = _teacher(), _student()
+    teacher.set_weights([np.full_like(w, np.nan) for w in teacher.get_weights()])  # NaN if run
+    x, y = _data(16)
+    ds = data.make_dataset(x, y, 8)
+    scratch = Distiller(teacher, student, alpha=0.0)
+    assert not scratch.uses_teacher
+    scratch.compile("adam")
+    res = scratch.evaluate(ds, verbose=0, return_dict=True)
+    assert np.isfinite(res["loss"]) and res["kd_loss"] == 0.0
+    assert res["loss"] == pytest.approx(res["task_loss"], rel=1e-6)
+    kd = Distiller(teacher, student, alpha=0.5)  # the KD term needs the teacher: NaN here
+    assert kd.uses_teacher and Distiller(teacher, student, alpha=0.0, capsule_weight=1.0).uses_teacher
+    kd.compile("adam")
+    assert np.isnan(kd.evaluate(ds, verbose=0, return_dict=True)["kd_loss"])
+
+
 def test_fit_updates_the_student_only_and_logs_each_term(tmp_path):
     teacher = _teacher()
     student = _student(decoder="reduced")  # class dim 4 != 6: capsule matching via lengths

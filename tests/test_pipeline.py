@@ -84,6 +84,54 @@ def test_quick_preset_student_is_the_mcu_capsnet(tmp_path):
     assert results["student"]["params"] == mcu_capsnet("S", input_shape=(16, 16, 1)).count_params()
 
 
+def test_a_given_teacher_is_taken_instead_of_trained_and_alpha_zero_trains_from_scratch(tmp_path):
+    """--teacher skips the teacher's training: the file is copied into teacher/ and scored on
+    the pipeline's test split; with alpha 0 the student learns from the labels alone."""
+    import keras
+
+    from keras_caps.io_utils import save_model
+    from keras_caps.models import capsnet
+    from keras_caps.runs.config import ConfigError
+
+    data = (_data(48), _data(16, 1))
+    teacher = capsnet(input_shape=(12, 12, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                      primary_dim=4, primary_kernel=3, class_dim=6, decoder=None)
+    path = str(tmp_path / "given.keras")
+    save_model(teacher, path)
+    config = _config(tmp_path, teacher=path, alpha=0.0, transfer_init=False,
+                     stages=["teacher", "student"])
+    results = pipeline(config, datasets_override=data)
+    run = tmp_path / "run"
+    assert results["teacher"]["source"] == path and results["teacher"]["train_time_s"] is None
+    assert (run / "teacher" / "best.keras").read_bytes() == (tmp_path / "given.keras").read_bytes()
+    want = keras.saving.load_model(path).predict(data[1][0] / 255.0, verbose=0)["lengths"]
+    assert results["teacher"]["accuracy"] == pytest.approx(
+        float((want.argmax(-1) == data[1][1]).mean()))
+    assert results["student"]["label"] == "student (capsnet), from scratch (alpha 0) (float32)"
+    with pytest.raises(ConfigError, match="not an existing .keras file"):
+        _config(tmp_path, teacher=str(tmp_path / "missing.keras"))
+    with pytest.raises(ConfigError, match="no reference model 'nope'.*pretrained:fashion_mnist"):
+        _config(tmp_path, teacher="pretrained:nope")
+    large = capsnet(input_shape=(28, 28, 1), conv_filters=8, conv_kernel=3, primary_capsules=4,
+                    primary_dim=4, primary_kernel=3, class_dim=6, decoder=None)
+    save_model(large, str(tmp_path / "large.keras"))
+    with pytest.raises(ValueError, match="large.keras does not match.*28x28x1"):
+        pipeline(_config(tmp_path, model_dir=str(tmp_path / "run2"),
+                         teacher=str(tmp_path / "large.keras"), stages=["teacher"]),
+                 datasets_override=data)
+
+
+def test_cpu_preset_reads_every_image_and_trains_the_s_student_from_scratch():
+    cpu = PipelineConfig.from_preset("cpu", model_dir="unused")
+    assert (cpu.train_examples, cpu.test_examples, cpu.tflite_examples) == (None, None, None)
+    assert (cpu.model, cpu.mcu_size, cpu.student_model, cpu.student_mcu_size) == (
+        "mcu_capsnet", "M", "mcu_capsnet", "S")
+    assert cpu.alpha == 0.0 and cpu.student_epochs == 30 and cpu.augment_shift == 2
+    with_teacher = PipelineConfig.from_preset("cpu", model_dir="unused",
+                                              teacher="pretrained:fashion_mnist_mcu_m")
+    assert with_teacher.teacher == "pretrained:fashion_mnist_mcu_m"
+
+
 def test_pipeline_stage_subset_needs_its_inputs(tmp_path):
     with pytest.raises(ValueError, match="stage 'prune' has not finished"):
         pipeline(_config(tmp_path, stages=["quantize"]), datasets_override=(_data(), _data()))

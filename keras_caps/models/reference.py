@@ -122,6 +122,28 @@ def pretrained(name, compile=False):
     return model
 
 
+def model_file(name):
+    """The path of reference model `name`'s .keras file (e.g. to copy it or to give it as a
+    teacher: `python -m train.pipeline --teacher_model=pretrained:NAME`).
+
+    Args:
+        name: str, one of `available()`.
+    Returns:
+        pathlib.Path of the shipped file (inside the installed package).
+    Raises:
+        ValueError: no reference model of that name.
+
+    Example:
+
+    ```python
+    from keras_caps.models.reference import model_file
+
+    assert model_file("fashion_mnist_mcu_s").name == "fashion_mnist_mcu_s.keras"
+    ```
+    """
+    return _path(name, ".keras")
+
+
 def pretrained_tflite(name):
     """The int8 TFLite flatbuffer of reference model `name`.
 

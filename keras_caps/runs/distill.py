@@ -190,6 +190,8 @@ def distill(config, datasets_override=None):
     from keras_caps.training.length_init import calibrate_capsule_lengths
     from keras_caps.training.transfer import init_student_from_teacher
 
+    if config.teacher.startswith(models.PRETRAINED_PREFIX):  # a shipped reference model
+        config = dataclasses.replace(config, teacher=models.model_file(config.teacher, "teacher"))
     if not os.path.exists(config.teacher):
         raise ValueError(f"--teacher {config.teacher!r} does not exist; train one with "
                          "`python -m train.train_capsnet` and pass its model.keras.")

@@ -209,8 +209,9 @@ def define_run_group():
 def define_student_group():
     """StudentConfig's and DistillOptions' flags (the distillation binary's own)."""
     c = StudentConfig
-    _string(DistillOptions, "teacher", "Trained teacher model (.keras), e.g. from "
-            "train_capsnet (required).")
+    _string(DistillOptions, "teacher", "Trained teacher model (.keras, e.g. from "
+            "train_capsnet, or pretrained:NAME for a shipped reference model); required by "
+            "distill, while the pipeline and the KD study train one without it.")
     _enum(c, "student_model", c.STUDENT_MODELS, "Student builder: capsnet (the --student_* fields "
           "below) or mcu_capsnet (the microcontroller CapsNet of --student_mcu_size).")
     _enum(c, "student_mcu_size", ModelConfig.MCU_SIZES, "--student_model=mcu_capsnet: its size.")

@@ -242,6 +242,7 @@ def kd_study(config, datasets_override=None):
     from keras_caps.runs.datasets import load_datasets
     from keras_caps.runs.distill import distill
     from keras_caps.runs.measure import int8_measurements, latencies, measure
+    from keras_caps.runs.models import model_file
     from keras_caps.runs.train import train
 
     batch_sizes = list(config.batch_sizes) or [int(config.batch_size)]
@@ -251,7 +252,7 @@ def kd_study(config, datasets_override=None):
     out = config.model_dir
     test_images = datasets[1][0]
     rows, paths = [], []
-    teacher_path = config.teacher
+    teacher_path = config.teacher and model_file(config.teacher, "teacher")
     if not teacher_path:
         print("== teacher ==", flush=True)
         teacher_config = TrainConfig.from_config(config, epochs=config.teacher_epochs,

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def check_input_size(config, input_shape):
     """InputSizeError (naming the size and the flags to change) when the model `config`
@@ -68,6 +70,42 @@ def build_model(config, input_shape, num_classes):
     )
 
 
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def model_file(spec, flag):
+    """The .keras file a model flag names: a path, or "pretrained:NAME" for a reference model
+    shipped with the package (keras_caps.models.reference).
+
+    Args:
+        spec: the flag's value, e.g. "runs/m/model.keras" or "pretrained:fashion_mnist_mcu_m".
+        flag: the flag's name, for the error message.
+    Returns:
+        str, the path of an existing .keras file.
+    Raises:
+        ConfigError: no such reference model, or not an existing .keras file.
+
+    Example:
+        >>> model_file("pretrained:fashion_mnist_mcu_s", "teacher").endswith(".keras")
+        True
+    """
+    from keras_caps.runs.config import ConfigError
+
+    if spec.startswith(PRETRAINED_PREFIX):
+        from keras_caps.models import reference
+
+        name = spec[len(PRETRAINED_PREFIX):]
+        if name not in reference.available():
+            raise ConfigError(f"--{flag}={spec}: no reference model {name!r}; shipped: "
+                              f"{[PRETRAINED_PREFIX + n for n in reference.available()]}.")
+        return os.fspath(reference.model_file(name))
+    if not spec.endswith(".keras") or not os.path.isfile(spec):
+        raise ConfigError(f"--{flag}={spec}: not an existing .keras file; give a trained model "
+                          "(e.g. runs/x/model.keras) or pretrained:NAME (a shipped reference "
+                          "model).")
+    return spec
+
+
 def load_capsnet(path):
     """The keras_caps CapsNet saved at `path` (a saved CCMTrainer is unwrapped); a clear
     error for a missing file, another kind of file or a model that is not a CapsNet."""
@@ -79,4 +117,5 @@ def load_capsnet(path):
                                     f"model {path!r}")
 
 
-__all__ = ["build_model", "check_input_size", "check_loaded_model", "load_capsnet"]
+__all__ = ["PRETRAINED_PREFIX", "build_model", "check_input_size", "check_loaded_model",
+           "load_capsnet", "model_file"]

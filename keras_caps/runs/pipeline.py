@@ -48,6 +48,21 @@ _MCU_STUDENT = dict(student_model="mcu_capsnet", student_mcu_size="S", student_i
                     student_decoder="none", transfer_init=False, temperature=3.0, alpha=1.0,
                     beta=1.0)
 
+# The cpu preset (2 CPU cores, about an hour): the teacher of `train --preset=cpu` (mcu_capsnet
+# M, 32 epochs; or --teacher=pretrained:fashion_mnist_mcu_m, the shipped one) and the S
+# student trained with the shipped S model's recipe on all 60,000 images. alpha 0: at
+# convergence KD with T 3 / alpha 1 cost the S student 1.0 point (BENCHMARKS.md, "Distillation
+# at convergence"), so the student learns from the labels alone and the teacher is the
+# reference the report compares with.
+_CPU_RECIPE = dict(dataset="fashion_mnist", decoder="none", batch_size=64, batch_policy="fixed",
+                   learning_rate=2e-3, lr_policy="cosine", lr_min=1e-5, augment_shift=2,
+                   init_length=0.5, train_examples=None, test_examples=None)
+_CPU = dict(_CPU_RECIPE, model="mcu_capsnet", mcu_size="M", epochs=32, student_epochs=30,
+            **dict(_MCU_STUDENT, alpha=0.0), pruning_ratio=0.25, ccm_epochs=1, ccm_alpha=0.01,
+            retrain_epochs=6, ci_batches=8, approach="C", tolerance=0.3,
+            calibration_batches=8, search_examples=5000, tflite_examples=None,
+            latency_repeats=50)
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions(Config):
@@ -67,6 +82,10 @@ class PipelineOptions(Config):
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise ConfigError(f"unknown --stages {unknown}; choose from {list(STAGES)}.")
+        if self.teacher:
+            from keras_caps.runs.models import model_file
+
+            model_file(self.teacher, "teacher")  # a clear error now, not after loading data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +95,8 @@ class PipelineConfig(PipelineOptions, QuantizeOptions, PruneOptions, DistillOpti
     QuantizeConfig, and the pipeline's own (PipelineOptions). Each stage runs the config of
     its binary made from this one (e.g. `PruneConfig.from_config(config, ...)`).
 
-    Presets: "quick" (the default; 2 CPU cores, minutes) and "full" (paper scale, a GPU).
+    Presets: "quick" (the default; 2 CPU cores, minutes), "cpu" (2 CPU cores, about an hour:
+    the microcontroller model at convergence) and "full" (paper scale, a GPU).
 
     Example:
         >>> config = PipelineConfig.from_preset("quick", model_dir="runs/pipeline")
@@ -96,6 +116,7 @@ class PipelineConfig(PipelineOptions, QuantizeOptions, PruneOptions, DistillOpti
             ci_batches=4, approach="C", tolerance=0.5, calibration_batches=4,
             search_examples=1000, tflite_examples=1000, latency_repeats=20, **_MCU_STUDENT,
         ),
+        "cpu": _CPU,
         "full": dict(
             dataset="fashion_mnist", model="capsnet", conv_filters=256, primary_capsules=32,
             primary_dim=8, class_dim=16, decoder="full", train_examples=None,
@@ -173,15 +194,40 @@ def mark_done(root, stage, result):
 
 
 def stage_teacher(config, out, data):
-    """`train` of the teacher in `out`."""
+    """`train` of the teacher in `out`, or the given --teacher (a .keras file or
+    pretrained:NAME) copied there and scored on the pipeline's test split."""
     from keras_caps.runs.measure import classifier_stats
     from keras_caps.runs.train import train
 
+    if config.teacher:
+        return _given_teacher(config, out, data)
     metrics = train(TrainConfig.from_config(config, model_dir=out), datasets_override=data)
     path = os.path.join(out, "best.keras")
     return {"model": path, "accuracy": metrics["best_test_accuracy"],
             "train_time_s": metrics["train_time_s"], "train_examples": len(data[0][0]),
             **classifier_stats(path)}
+
+
+def _given_teacher(config, out, data):
+    import shutil
+
+    from keras_caps.models.compiling import compile_capsnet
+    from keras_caps.runs import datasets
+    from keras_caps.runs.measure import accuracy, classifier_stats
+    from keras_caps.runs.models import check_loaded_model, load_capsnet, model_file
+
+    (_, _), (xte, yte) = data
+    source = model_file(config.teacher, "teacher")
+    model = load_capsnet(source)
+    num_classes = datasets.dataset_info(config).num_classes
+    check_loaded_model(model, config.teacher, "teacher", config.dataset,
+                       datasets.image_shape_of(xte), num_classes)
+    path = os.path.join(out, "best.keras")
+    shutil.copyfile(source, path)
+    compile_capsnet(model)
+    return {"model": path, "source": config.teacher,
+            "accuracy": accuracy(model, (xte, yte), num_classes), "train_time_s": None,
+            "train_examples": None, **classifier_stats(path)}
 
 
 def stage_student(config, out, data, teacher):

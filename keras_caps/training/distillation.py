@@ -102,7 +102,8 @@ class Distiller(keras.Model):
         teacher: keras_caps model (capsnet / deep_capsnet, any decoder), already trained.
         student: keras_caps model with the same number of classes J and input shape.
         temperature: T > 0 (default 3, as in the paper).
-        alpha: weight of T^2 * KL (default 1).
+        alpha: weight of T^2 * KL (default 1; 0 with capsule_weight 0 trains the student on
+            the task loss alone and does not run the teacher).
         beta: weight of the task loss (default 1).
         task_loss: "margin" or "crossentropy".
         capsule_weight: weight of the capsule-matching MSE (0: off).
@@ -176,6 +177,9 @@ class Distiller(keras.Model):
         self.m_plus = float(m_plus)
         self.m_minus = float(m_minus)
         self.down_weight = float(down_weight)
+        # alpha 0 without the capsule term: the loss is the task loss alone (training from
+        # scratch, or transfer without KD), so the teacher's forward pass is skipped
+        self.uses_teacher = self.alpha > 0 or self.capsule_weight > 0
         self.teacher = teacher
         # True then False: Keras skips the recursion when the flag does not change, and a
         # teacher loaded with trainable=False can have sublayers (PrimaryCapsule.conv, the
@@ -245,7 +249,8 @@ class Distiller(keras.Model):
 
         Args:
             labels: one-hot (B, J).
-            teacher_caps: teacher class capsules (B, J, Dt).
+            teacher_caps: teacher class capsules (B, J, Dt), or None when the loss does not
+                use them (`uses_teacher` False): the KD term is then 0.
             student_out: {"capsules": (B, J, Ds)[, "reconstruction": (B, H, W, C)]}.
             images: (B, H, W, C), needed for the reconstruction term.
         Returns:
@@ -253,8 +258,12 @@ class Distiller(keras.Model):
             capsule_loss, reconstruction_loss (unweighted terms; absent terms are 0).
         """
         s_caps = student_out["capsules"]
-        t_len, s_len = safe_length(teacher_caps), safe_length(s_caps)  # (B, J)
-        kd = ops.mean(distillation_kl(t_len, s_len, self.temperature, self.score_epsilon))
+        s_len = safe_length(s_caps)  # (B, J)
+        if teacher_caps is None:  # alpha 0 and no capsule term: the teacher is not run
+            kd = ops.zeros((), dtype=s_len.dtype)
+        else:
+            kd = ops.mean(distillation_kl(safe_length(teacher_caps), s_len, self.temperature,
+                                          self.score_epsilon))
         if self.task_loss == "margin":
             task = margin_loss(labels, s_len, self.m_plus, self.m_minus, self.down_weight)
         else:
@@ -319,7 +328,8 @@ class Distiller(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The distillation loss of one batch, as Keras' `fit` / `evaluate` take it.
 
-        Runs the frozen teacher on the images (inference mode, no gradient), combines its
+        Runs the frozen teacher on the images (inference mode, no gradient; skipped when
+        `uses_teacher` is False, i.e. alpha 0 and no capsule term), combines its
         class capsules with the student's by `compute_losses`, adds the student's
         regularization losses when training, and updates the loss metrics (loss, kd_loss,
         task_loss, ...).
@@ -368,7 +378,9 @@ class Distiller(keras.Model):
         """
         del sample_weight  # not supported (see the class docstring)
         images = x["image"] if isinstance(x, dict) else x
-        teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
+        teacher_caps = None
+        if self.uses_teacher:
+            teacher_caps = ops.stop_gradient(self._views.teacher(images, training=False))
         terms = self.compute_losses(_one_hot(y, self.num_classes), teacher_caps, y_pred, images)
         if training and self.student.losses:
             terms["loss"] = terms["loss"] + ops.sum(ops.stack(self.student.losses))
