@@ -27,6 +27,7 @@ from keras_caps.training.callbacks import (
     load_last_model,
     read_state,
 )
+from keras_caps.training.progress import EpochProgress
 from keras_caps.training.run_dir import RunDirectory, data_fingerprint
 
 
@@ -341,6 +342,7 @@ def _fit_epochs(build_model, target, train_data, val_data, model_dir, epochs, ba
         best_model=spec.product,
     )
     timer = EpochTimer()
+    progress = EpochProgress(epochs)  # Keras' bar in a terminal, one line per epoch in a log
     tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
 
     def dataset(data, **kwargs):
@@ -362,7 +364,7 @@ def _fit_epochs(build_model, target, train_data, val_data, model_dir, epochs, ba
                 validation_data=val_ds,
                 # user callbacks before the checkpoint, so metrics they add reach history.csv
                 callbacks=[StopOnNonFiniteLoss(checkpoint_dir), timer, *callbacks, checkpoint,
-                           tensorboard],
+                           tensorboard, progress],
                 shuffle=False,  # the dataset is already shuffled per epoch
                 verbose=verbose,
             )
