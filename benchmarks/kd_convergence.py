@@ -9,8 +9,8 @@ random shifts of 2 px, data-dependent capsule-length init 0.5, all 60,000 traini
 one or more arms:
 
 - scratch: the margin loss alone (the same as `train_capsnet --preset=cpu_mcu`);
-- kd: `keras_caps.training.Distiller` with the trained --teacher (T = --temperature, alpha 1,
-  beta 1, margin task loss). Teacher and student see the same shifted image in every step (the
+- kd: `keras_caps.training.Distiller` with the trained --teacher (T = --temperature, alpha =
+  --alpha, default 1, beta 1, margin task loss). Teacher and student see the same shifted image in every step (the
   teacher runs inside the Distiller's train step on the batch the student gets), i.e. the
   consistent-augmentation, long-schedule form of KD (Beyer et al., "Knowledge distillation: A
   good teacher is patient and consistent", 2022);
@@ -18,7 +18,8 @@ one or more arms:
   channels (`keras_caps.training.transfer.init_student_from_teacher`).
 
 No choice is made on the test split: the recipe is fixed, and the accuracy reported is the one
-after the last epoch (not the best epoch). Writes <out>/<arm>/metrics.json and
+after the last epoch (not the best epoch). To choose T / alpha, pass --validation_examples=N:
+the arms then train on the other training images and report on the N held out. Writes <out>/<arm>/metrics.json and
 <out>/kd_convergence.md.
 """
 
@@ -39,6 +40,9 @@ def define_flags():
     flags.DEFINE_string("student_size", "S", "mcu_capsnet size of the student.")
     flags.DEFINE_integer("epochs", 30, "Epochs per arm.")
     flags.DEFINE_float("temperature", 3.0, "Distillation temperature.")
+    flags.DEFINE_float("alpha", 1.0, "Weight of T^2 * KL in the kd / kd_tl arms (beta 1).")
+    flags.DEFINE_integer("validation_examples", 0, "Hold out the last N training images and "
+                         "report on them instead of the test split (for choosing T / alpha).")
     flags.DEFINE_integer("train_examples", None, "First N training images (default: all).")
     flags.DEFINE_integer("test_examples", None, "First N test images (default: all).")
     flags.DEFINE_integer("seed", 0, "Seed.")
@@ -55,7 +59,7 @@ def _optimizer(num_examples, epochs, batch_size=64):
 
 
 def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
-            temperature=3.0, seed=0):
+            temperature=3.0, seed=0, alpha=1.0):
     """Trains one arm; returns its metrics dict (also in out_dir/metrics.json)."""
     import keras
 
@@ -76,7 +80,8 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
         return model
 
     common = dict(epochs=epochs, augment_shift=2, seed=seed, verbose=0,
-                  run_config={"arm": arm, "size": size, "temperature": temperature})
+                  run_config={"arm": arm, "size": size, "temperature": temperature,
+                              **({"alpha": alpha} if alpha != 1.0 else {})})
     if arm == "scratch":
         def build():
             optimizer, _ = _optimizer(len(train_data[0]), epochs)
@@ -90,8 +95,8 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
         model = student()
         if arm in ("kd_tl", "tl"):
             init_student_from_teacher(teacher, model)
-        alpha = 0.0 if arm == "tl" else 1.0
-        distiller = Distiller(teacher, model, temperature=temperature, alpha=alpha, beta=1.0)
+        distiller = Distiller(teacher, model, temperature=temperature,
+                              alpha=0.0 if arm == "tl" else alpha, beta=1.0)
         optimizer, _ = _optimizer(len(train_data[0]), epochs)
         distiller.compile(optimizer)
         return distiller
@@ -112,18 +117,24 @@ def main(_):
         raise app.UsageError("--teacher is required for the kd / tl arms.")
     train = data_lib.load_arrays("fashion_mnist", "train", max_examples=FLAGS.train_examples)
     test = data_lib.load_arrays("fashion_mnist", "test", max_examples=FLAGS.test_examples)
+    split = "test"
+    if FLAGS.validation_examples:
+        n = FLAGS.validation_examples
+        train, test = (train[0][:-n], train[1][:-n]), (train[0][-n:], train[1][-n:])
+        split = f"validation ({n} held-out training images)"
     rows = []
     for arm in FLAGS.arms:
         out_dir = os.path.join(FLAGS.out, arm)
         m = run_arm(arm, FLAGS.teacher, train, test, out_dir, FLAGS.epochs,
-                    FLAGS.student_size, FLAGS.temperature, FLAGS.seed)
+                    FLAGS.student_size, FLAGS.temperature, FLAGS.seed, FLAGS.alpha)
         last = m["history"][-1]
-        rows.append(dict(arm=arm, params=m["params"], epochs=len(m["history"]),
+        rows.append(dict(arm=arm, t=FLAGS.temperature, alpha=FLAGS.alpha if "kd" in arm else 0.0,
+                         params=m["params"], epochs=len(m["history"]),
                          accuracy=last["val_accuracy"], minutes=m["train_time_s"] / 60))
         print(json.dumps({k: v for k, v in m.items() if k != "history"}, indent=2))
-    table = markdown_table(rows, [("arm", "arm", ""), ("params", "student params", ","),
-                                  ("epochs", "epochs", ""),
-                                  ("accuracy", "test accuracy (last epoch)", ".4f"),
+    table = markdown_table(rows, [("arm", "arm", ""), ("t", "T", ".1f"), ("alpha", "alpha", ".2f"),
+                                  ("params", "student params", ","), ("epochs", "epochs", ""),
+                                  ("accuracy", f"{split} accuracy (last epoch)", ".4f"),
                                   ("minutes", "train min", ".1f")])
     os.makedirs(FLAGS.out, exist_ok=True)
     with open(os.path.join(FLAGS.out, "kd_convergence.md"), "a") as f:

@@ -1,5 +1,8 @@
+"""votes_ab.py with the converter's per-tensor quantization of dense layers."""
 import sys
+
 import tensorflow as tf
+
 orig = tf.lite.TFLiteConverter.from_saved_model
 def patched(*a, **k):
     c = orig(*a, **k)

@@ -1,17 +1,22 @@
 """Side by side: bytes, op counts, arena, LiteRT latency (1 thread, alternating), accuracy and
 agreement on N test images for flatbuffers given as argv."""
-import collections, json, sys, time
+import collections
+import json
+import sys
+
 import numpy as np
+import tensorflow as tf
+
 from keras_caps import data
 from keras_caps.lite import evaluate as ev
-from keras_caps.models import pretrained
-from keras_caps.lite.evaluate import keras_accuracy
-n = int(sys.argv[1]); paths = sys.argv[2:]
+
+n = int(sys.argv[1])
+paths = sys.argv[2:]
 test_x, test_y = data.load_arrays("fashion_mnist", "test")
 x, y = test_x[:n], test_y[:n]
 fbs = {p: open(p, "rb").read() for p in paths}
 out = {}
-import tensorflow as tf
+
 for p, fb in fbs.items():
     interp = tf.lite.Interpreter(model_content=fb)
     ops = collections.Counter(d["op_name"] for d in interp._get_ops_details())
@@ -23,7 +28,7 @@ for p, fb in fbs.items():
              (("default", "tflm"), ("nodelegate", "tflm"), ("ref", "tflm"), ("default", "ref"))}
     out[p] = dict(bytes=len(fb), arena=arena, ops=dict(ops), accuracy=acc, agreement=agree)
 lat = {p: [] for p in paths}
-for r in range(5):  # alternate the models, 5 rounds of 200 repeats
+for _r in range(5):  # alternate the models, 5 rounds of 200 repeats
     for p, fb in fbs.items():
         lat[p].append(ev.latency_ms(fb, x[0], 1, 200)[0])
 for p in paths:
