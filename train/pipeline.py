@@ -1,14 +1,21 @@
 r"""One command from a dataset to a microcontroller model.
 
     python -m train.pipeline --model_dir=runs/pipeline --preset=quick
+    python -m train.pipeline --model_dir=runs/pipeline_cpu --preset=cpu     # 2 CPU cores, ~1 h
+    python -m train.pipeline --model_dir=runs/pipeline_cpu --preset=cpu \
+        --teacher=pretrained:fashion_mnist_mcu_m         # take the shipped teacher: ~20 min
     python -m train.pipeline --model_dir=runs/pipeline_full --preset=full   # a GPU
     python -m train.pipeline --model_dir=runs/pipeline --stages=quantize,export,evaluate
 
 Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json when finished):
 
-    teacher   train_capsnet with the FasTrCaps WarmAdaBatch policy (small-batch warm-up, then
-              a large batch with a cosine LR) -> teacher/best.keras
-    student   transfer (the teacher's most important channels) + distillation into the small
+    teacher   train_capsnet (quick / full: the FasTrCaps WarmAdaBatch policy, small-batch
+              warm-up then a large batch with a cosine LR; cpu: mcu_capsnet M, 32 epochs)
+              -> teacher/best.keras; with --teacher=MODEL.keras or pretrained:NAME the given
+              model is copied there and scored instead of training one
+    student   quick: distillation into the S microcontroller CapsNet; cpu: the S CapsNet
+              trained on the labels alone (alpha 0: KD cost it 1 point at convergence); full:
+              transfer (the teacher's most important channels) + distillation into the small
               weight-shared student -> student/best.keras
     prune     CCM retraining, CHIP scores, pruning at --pruning_ratio, retraining
               -> prune/pruned/best.keras
