@@ -121,6 +121,32 @@ def test_a_given_teacher_is_taken_instead_of_trained_and_alpha_zero_trains_from_
                  datasets_override=data)
 
 
+@pytest.mark.slow
+def test_pruning_ratio_zero_passes_the_student_through_to_export(tmp_path):
+    """--pruning_ratio=0: the prune stage reuses the student (no pruning, no retraining), the
+    export is of the student's own model and the report and card say it is not pruned."""
+    data = (_data(48), _data(16, 1))
+    stages = ["teacher", "student", "prune", "export", "evaluate", "report"]
+    results = pipeline(_config(tmp_path, pruning_ratio=0.0, stages=stages),
+                       datasets_override=data)
+    run = tmp_path / "run"
+    prune = results["prune"]
+    assert prune["skipped"] and prune["model"] == results["student"]["model"]
+    assert (prune["accuracy"], prune["params"]) == (results["student"]["accuracy"],
+                                                   results["student"]["params"])
+    assert not (run / "prune" / "pruned").exists()
+    rows = json.loads((run / "report" / "summary.json").read_text())
+    assert [r["stage"] for r in rows] == ["teacher", "student", "export+evaluate int8",
+                                          "export+evaluate int8_pot"]
+    assert rows[2]["model"] == "student, int8 TFLite (TFLM)"
+    assert rows[2]["params"] == results["student"]["params"]
+    report = (run / "report" / "report.md").read_text()
+    assert "not pruned (pruning ratio 0)" in report and "pruned student" not in report
+    card = json.loads((run / "export" / "model_card.json").read_text())
+    assert card["model"].endswith("student, not pruned") and "pruned at" not in card["recipe"]
+    assert PipelineConfig.from_preset("cpu", model_dir="unused").pruning_ratio == 0.0
+
+
 def test_cpu_preset_reads_every_image_and_trains_the_s_student_from_scratch():
     cpu = PipelineConfig.from_preset("cpu", model_dir="unused")
     assert (cpu.train_examples, cpu.test_examples, cpu.tflite_examples) == (None, None, None)

@@ -18,10 +18,11 @@ Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json whe
               transfer (the teacher's most important channels) + distillation into the small
               weight-shared student -> student/best.keras
     prune     CCM retraining, CHIP scores, pruning at --pruning_ratio, retraining
-              -> prune/pruned/best.keras
+              -> prune/pruned/best.keras; --pruning_ratio=0 (the cpu preset's default:
+              pruning cost the converged S student 2.4 points) passes the student on unpruned
     quantize  power-of-two progressive bit-width search (approach --approach) on the pruned
-              student -> quantize/spec_<A|B|C>.json, report.md
-    export    fully integer int8 TFLite of the pruned student, and the same with every scale
+              (or unpruned) student -> quantize/spec_<A|B|C>.json, report.md
+    export    fully integer int8 TFLite of that student, and the same with every scale
               a power of two (tflite.pot), each with its op audit
               -> export/model_int8.tflite, model_int8_pot.tflite, audit_*.json, labels.txt
     evaluate  LiteRT and TFLite Micro accuracy, latency, TFLite Micro arena, TFLM-vs-LiteRT

@@ -25,14 +25,22 @@ COLUMNS = [
 ]
 
 
+def final_student(results):
+    """What the quantize / export rows describe: "pruned student", or "student" when the prune
+    stage passed it through (--pruning_ratio=0)."""
+    return "student" if results.get("prune", {}).get("skipped") else "pruned student"
+
+
 def summary_rows(results):
-    """The summary table rows from the stage results that exist."""
+    """The summary table rows from the stage results that exist (no prune row when it was
+    skipped: the student row is that model)."""
     rows = []
+    name = final_student(results)
     for stage, label in (("teacher", "CapsNet teacher (float32)"),
                          ("student", "student, transfer + KD (float32)"),
                          ("prune", "student pruned + retrained (float32)")):
         r = results.get(stage)
-        if r:
+        if r and not r.get("skipped"):
             rows.append(dict(stage=stage, model=r.get("label", label), accuracy=r["accuracy"],
                              params=r["params"], flops=r["flops"], bytes=4 * r["params"],
                              seconds=r.get("stage_seconds")))
@@ -40,14 +48,14 @@ def summary_rows(results):
     if q:
         rows.append(dict(
             stage="quantize",
-            model=f"pruned student, PoT approach {q['approach']} "
+            model=f"{name}, PoT approach {q['approach']} "
                   f"(weights x{q['weight_reduction']:.2f}, acts x{q['activation_reduction']:.2f})",
             accuracy=q["accuracy"], params=p["params"] if p else None,
             flops=p["flops"] if p else None, bytes=int(q["weight_bits_total"] // 8),
             seconds=q.get("stage_seconds")))
     e, x = results.get("evaluate"), results.get("export")
-    for mode, label in (("int8", "pruned student, int8 TFLite (TFLM)"),
-                        ("int8_pot", "pruned student, int8 TFLite, power-of-two scales")):
+    for mode, label in (("int8", f"{name}, int8 TFLite (TFLM)"),
+                        ("int8_pot", f"{name}, int8 TFLite, power-of-two scales")):
         if e and x and mode in e:
             rows.append(dict(
                 stage=f"export+evaluate {mode}", model=label, accuracy=e[mode]["accuracy"],
@@ -124,21 +132,23 @@ def pipeline_card(config, results):
     student = (f"mcu_capsnet_{config.student_mcu_size}" if config.student_model == "mcu_capsnet"
                else "capsnet")
     student_epochs = config.student_epochs or config.epochs
+    pruning = ("not pruned" if p.get("skipped") else
+               f"pruned at ratio {config.pruning_ratio:g} (CCM {config.ccm_epochs} epochs, "
+               f"alpha {config.ccm_alpha:g}; retrained {config.retrain_epochs} epochs)")
     recipe = (f"teacher {config.model} ({recipe_text(config)}); {s.get('label', 'student')}, "
-              f"{student_epochs} epochs, T={config.temperature:g}; pruned at ratio "
-              f"{config.pruning_ratio:g} (CCM {config.ccm_epochs} epochs, alpha "
-              f"{config.ccm_alpha:g}; retrained {config.retrain_epochs} epochs); int8 "
+              f"{student_epochs} epochs, T={config.temperature:g}; {pruning}; int8 "
               "post-training quantization")
     return model_card(
         os.path.basename(os.path.normpath(config.model_dir)),
-        model=f"{student} student, pruned at ratio {config.pruning_ratio:g}",
+        model=f"{student} student, "
+              + ("not pruned" if p.get("skipped") else f"pruned at ratio {config.pruning_ratio:g}"),
         dataset=config.dataset, class_names=x.get("class_names") or [],
         input_shape=model.input_shape[1:] if not isinstance(model.input_shape, list)
         else model.input_shape[0][1:],
         training_data=f"{results.get('teacher', {}).get('train_examples') or config.train_examples or 'all'} "
                       "training images",
         evaluation=f"{e.get('examples', '?')} test images the quantization search did not use "
-                   "(float: the pruned Keras model on the same images)",
+                   f"(float: the {final_student(results)} Keras model on the same images)",
         recipe=recipe, accuracy=accuracy, params=p["params"], flops=p.get("flops"),
         int8_bytes=x["int8"]["bytes"], arena_bytes=int8.get("arena_bytes"),
         float_ops_in_int8=0 if x["int8"].get("audit_ok") else None,
@@ -191,14 +201,16 @@ def write_report(config, out, results, data=None):
         f"{config.test_examples or 'all'} test images; preset {config.preset}; teacher "
         f"{config.epochs} epochs ({config.batch_policy}), student {config.student_epochs or config.epochs} "
         f"epochs ({results.get('student', {}).get('label', 'transfer + distillation')}, "
-        f"T={config.temperature}), pruning ratio "
-        f"{config.pruning_ratio} (CCM {config.ccm_epochs} + retrain {config.retrain_epochs} epochs), "
-        f"PoT approach {config.approach} with tolerance {config.tolerance} points.", "",
+        f"T={config.temperature}), "
+        + ("not pruned (pruning ratio 0)" if results.get("prune", {}).get("skipped") else
+           f"pruning ratio {config.pruning_ratio} (CCM {config.ccm_epochs} + retrain "
+           f"{config.retrain_epochs} epochs)")
+        + f", PoT approach {config.approach} with tolerance {config.tolerance} points.", "",
         table, "",
         "Accuracies: Keras rows on all the test images the pipeline used; the PoT and int8 "
         "rows on the test images the bit-width search did not use "
-        f"({ev.get('examples', '?')} for the TFLite rows, with LiteRT), where the pruned float "
-        "model "
+        f"({ev.get('examples', '?')} for the TFLite rows, with LiteRT), where the "
+        f"{final_student(results)} float model "
         f"scores {results.get('quantize', {}).get('float_test_accuracy', float('nan')):.4f}.",
         "",
     ]
