@@ -21,7 +21,8 @@ and a `data.DatasetInfo` with `class_names`. `image_size` (H, W) resizes (biline
 
 Memory: folder, npz and TFDS sources are read into memory as uint8 arrays (the binaries train on
 arrays): N x H x W x C bytes, e.g. 50,000 RGB images of 64 x 64 need 614 MB. For a folder that
-does not fit, `folder_dataset` streams the same images through tf.data (decoded per batch).
+does not fit, `folder_split` keeps the file list only (a `StreamedSplit`) and decodes the images
+per batch through tf.data; `train_capsnet --stream` trains and evaluates on it.
 
 Bad input raises `data.DataSourceError` (nothing to read: a missing or empty folder, an unknown
 TFDS name, a dataset without an image or label feature) or `data.DataFormatError` (a corrupt
@@ -389,39 +390,183 @@ def load_folder(path, split="train", image_size=None, channels=None,
     return images, labels, class_names
 
 
-def folder_dataset(path, split="train", batch_size=32, image_size=None, channels=None,
-                   test_fraction=DEFAULT_TEST_FRACTION, shuffle=None, seed=0,
-                   normalization="unit"):
-    """The same split streamed from disk through tf.data (for folders too large for memory).
+@dataclasses.dataclass(frozen=True)
+class StreamedSplit:
+    """One split of a folder dataset that stays on disk: its file list, decoded per batch.
 
-    Images are decoded and resized per example; every image must decode to `channels` (default:
-    the first image's) and, without `image_size`, to one size (checked as it streams).
-    Returns:
-        tf.data.Dataset of (x float32 (B, H, W, C), y one-hot float32 (B, K)).
+    What a binary trains on with `--stream` instead of in-memory arrays (train_capsnet's
+    `keras_caps.training.fit_resumable` accepts it as train_data / val_data). Made by
+    `folder_split`.
+
+    Attributes:
+        paths: (N,) image files, in the split's fixed (seeded) order.
+        labels: int64 (N,) class ids.
+        class_names: (K,) the folder's class names (class i = labels == i).
+        image_shape: (H, W, C) every image is decoded to (resized when `resize`).
+        resize: True when `image_size` was given (else every image must have that size; a
+            different one fails as it streams, naming the problem).
+        source: the folder (for messages and the run's data fingerprint).
+
+    Example:
+        >>> split = folder_split("my_images", "train", image_size=32, channels=1)  # doctest: +SKIP
+        >>> ds = split.dataset(batch_size=64, shuffle=True, augment_shift=2)  # doctest: +SKIP
+        >>> images, labels = split.arrays(256)  # the first 256 in memory  # doctest: +SKIP
     """
-    import tensorflow as tf
 
+    paths: tuple
+    labels: np.ndarray
+    class_names: tuple
+    image_shape: tuple
+    resize: bool
+    source: str
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def take(self, rows):
+        """The split restricted to `rows` (a slice or index array), e.g. a held-out tail."""
+        paths = np.asarray(self.paths, dtype=object)[rows]
+        return dataclasses.replace(self, paths=tuple(paths.tolist()), labels=self.labels[rows])
+
+    def _read(self, path):
+        import tensorflow as tf
+
+        # 3 channels decode every format (GIF has no 1-channel decode); gray from RGB after
+        x = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        x = tf.image.rgb_to_grayscale(x) if self.image_shape[-1] == 1 else x
+        x = tf.cast(x, tf.float32)
+        if self.resize:
+            return tf.round(tf.image.resize(x, self.image_shape[:2], antialias=True))
+        return tf.ensure_shape(x, self.image_shape)
+
+    def dataset(self, batch_size, shuffle=False, augment_shift=0, seed=0, num_classes=None,
+                normalization="unit"):
+        """tf.data of (x float32 (B, H, W, C), y one-hot float32 (B, K)), as
+        `keras_caps.data.make_dataset` makes from arrays: seeded shuffling, shifts before
+        scaling (black padding), pixels scaled by `normalization`."""
+        import tensorflow as tf
+
+        from keras_caps.data.augmentation import random_shift
+
+        k = int(num_classes or self.num_classes)
+        ds = tf.data.Dataset.from_tensor_slices((list(self.paths), self.labels))
+        if shuffle:
+            ds = ds.shuffle(max(len(self), 1), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(lambda p, y: (self._read(p), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(int(batch_size))
+        if augment_shift:
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda xy, s: (random_shift(xy[0], augment_shift, seed=s), xy[1]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (scale_pixels(x, normalization), tf.one_hot(y, k)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def arrays(self, max_examples=None):
+        """(uint8 images (n, H, W, C), int64 labels (n,)) of the first `max_examples` (all:
+        None) in memory, e.g. for the capsule-length init or int8 calibration."""
+        n = len(self) if max_examples is None else min(int(max_examples), len(self))
+        with streamed_errors(self):
+            images = [self._read(p).numpy().astype(np.uint8) for p in self.paths[:n]]
+        images = np.stack(images) if images else np.zeros((0, *self.image_shape), np.uint8)
+        return images, self.labels[:n]
+
+    def find_bad_image(self):
+        """The DataFormatError of the first file that does not decode to `image_shape` (a
+        corrupt file, or another size without `resize`), or None. Decodes file by file: what
+        a failed streamed read calls to name the culprit."""
+        for p in self.paths:
+            try:
+                image = _decode(p, self.image_shape[-1])
+            except DataFormatError as err:
+                return err
+            if not self.resize and tuple(image.shape) != tuple(self.image_shape):
+                h, w = self.image_shape[:2]
+                return DataFormatError(
+                    f"image {p} is {image.shape[0]}x{image.shape[1]} but the other images of "
+                    f"{self.source} are {h}x{w}; pass --image_size=H,W (image_size=) to resize "
+                    "them all.")
+        return None
+
+    def fingerprint(self):
+        """A cheap identity of the split (file names, sizes of a sample, labels, shape)."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        step = max(1, len(self) // 64)
+        for p in self.paths[::step]:
+            digest.update(f"{os.path.relpath(p, self.source)}:{os.path.getsize(p)}".encode())
+        digest.update(self.labels.astype(np.int64).tobytes())
+        return {"streamed": self.source, "examples": len(self),
+                "image_shape": list(self.image_shape), "sha1": digest.hexdigest()}
+
+
+def folder_split(path, split="train", image_size=None, channels=None,
+                 test_fraction=DEFAULT_TEST_FRACTION, max_examples=None):
+    """A `StreamedSplit` of folder dataset `path`: the same images, order and labels as
+    `load_folder(path, split, ...)`, read from disk as they are needed.
+
+    Only the first image is decoded here (for the shape and channel count when `image_size`
+    / `channels` are not given); a corrupt or differently sized file fails as it streams,
+    with its path in the message.
+    """
     image_size, channels = parse_image_size(image_size), check_channels(channels)
     paths, labels, class_names = _folder_files(path, split, test_fraction)
+    rows = parse_split(split, SPLITS).indices(len(paths))
+    paths, labels = list(np.asarray(paths, dtype=object)[rows]), labels[rows]
+    if max_examples is not None:
+        paths, labels = paths[:max_examples], labels[:max_examples]
     if not paths:
         raise DataSourceError(f"split {split!r} of {path} has no images.")
     first = _decode(paths[0], channels)
-    c = channels or first.shape[-1]
-    shape = (*(image_size or first.shape[:2]), c)
+    shape = (*(image_size or first.shape[:2]), channels or first.shape[-1])
+    return StreamedSplit(tuple(paths), np.asarray(labels, np.int64), tuple(class_names),
+                         tuple(int(d) for d in shape), image_size is not None,
+                         os.path.abspath(path))
 
-    def read(p, y):
-        # 3 channels decode every format (GIF has no 1-channel decode); gray from RGB after
-        x = tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False)
-        x = tf.image.rgb_to_grayscale(x) if c == 1 else x
-        x = tf.image.resize(tf.cast(x, tf.float32), shape[:2], antialias=True) if image_size \
-            else tf.ensure_shape(tf.cast(x, tf.float32), shape)
-        return scale_pixels(tf.round(x), normalization), tf.one_hot(y, len(class_names))
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if shuffle or (shuffle is None and parse_split(split, SPLITS).base == "train"):
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE).batch(int(batch_size))
-    return ds.prefetch(tf.data.AUTOTUNE)
+def streamed_errors(*splits):
+    """A context manager for consuming streamed splits: a TensorFlow read or decode failure
+    inside tf.data becomes the DataFormatError that names the bad file (found by
+    `StreamedSplit.find_bad_image`); other errors pass through unchanged."""
+    import contextlib
+
+    import tensorflow as tf
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except tf.errors.OpError as err:
+            for split in splits:
+                if isinstance(split, StreamedSplit):
+                    bad = split.find_bad_image()
+                    if bad is not None:
+                        raise bad from err
+            raise
+
+    return guard()
+
+
+def folder_dataset(path, split="train", batch_size=32, image_size=None, channels=None,
+                   test_fraction=DEFAULT_TEST_FRACTION, shuffle=None, seed=0,
+                   normalization="unit", augment_shift=0):
+    """The same split streamed from disk through tf.data (for folders too large for memory):
+    `folder_split(...).dataset(...)`, shuffled by default for the "train" split.
+
+    Returns:
+        tf.data.Dataset of (x float32 (B, H, W, C), y one-hot float32 (B, K)).
+    """
+    split_ = folder_split(path, split, image_size, channels, test_fraction)
+    if shuffle is None:
+        shuffle = parse_split(split, SPLITS).base == "train"
+    return split_.dataset(batch_size, shuffle=shuffle, augment_shift=augment_shift, seed=seed,
+                          normalization=normalization)
 
 
 # ----------------------------------------------------------------------------- npz

@@ -158,7 +158,8 @@ class DataConfig(Config):
     "undersample"; training split only); denoise ("none", "median", "gaussian");
     remove_constant_features; data_dir; data_source ("auto", "idx", "tfds");
     train_examples / test_examples (the first N); validation_examples (the last N training
-    examples held out and evaluated instead of the test split).
+    examples held out and evaluated instead of the test split); stream (a folder: dataset read
+    from disk per batch instead of into memory; train_capsnet only).
     """
 
     dataset: str = "fashion_mnist"
@@ -174,6 +175,7 @@ class DataConfig(Config):
     train_examples: int | None = None
     test_examples: int | None = None
     validation_examples: int | None = None
+    stream: bool = False
 
     BALANCE: ClassVar[tuple] = ("none", "oversample", "undersample")
     DENOISE: ClassVar[tuple] = ("none", "median", "gaussian")
@@ -193,6 +195,18 @@ class DataConfig(Config):
             raise ConfigError("--grayscale and --channels=3 contradict each other; pass one.")
         if self.test_fraction is not None:
             set_field(self, "test_fraction", data_sources.check_test_fraction(self.test_fraction))
+        if self.stream:
+            if data_sources.parse(self.dataset).kind != "folder":
+                raise ConfigError(
+                    f"--stream reads folder:PATH datasets from disk; {self.dataset!r} is loaded "
+                    "into memory (drop --stream, or export the images to a folder).")
+            used = [f"--{name}" for name, off in (("balance", "none"), ("denoise", "none"))
+                    if (getattr(self, name) or "none") != off]
+            used += ["--remove_constant_features"] if self.remove_constant_features else []
+            if used:
+                raise ConfigError(
+                    f"{', '.join(used)} need the whole training split in memory and cannot be "
+                    "combined with --stream; drop them or --stream.")
 
     def data_options(self):
         """{"image_size", "channels", "test_fraction"} for keras_caps.data.load_arrays / info."""

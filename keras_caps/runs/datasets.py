@@ -68,7 +68,41 @@ def preprocess(config, datasets, seed=0):
     return (xtr, ytr), (xte, yte)
 
 
-def load_datasets(config, datasets_override=None, num_classes=None, hint="", seed=0):
+def refuse_stream(config):
+    """ConfigError when config.stream is set: for the binaries that need the images in memory."""
+    from keras_caps.runs.config import ConfigError
+
+    if getattr(config, "stream", False):
+        raise ConfigError(
+            "--stream is supported by train_capsnet only: this binary needs the images in "
+            "memory. Drop --stream (and use --train_examples / --image_size to fit), or train "
+            "the model with train_capsnet --stream and pass it on.")
+
+
+def load_streamed(config):
+    """(train, evaluation) `keras_caps.data_sources.StreamedSplit`s of a --stream run (a
+    folder: dataset; validation_examples hold out the training split's last N files)."""
+    from keras_caps import data_sources
+
+    options = config.data_options()
+    target = data_sources.parse(config.dataset).target
+
+    def split(name, limit):
+        return data_sources.folder_split(target, name, options["image_size"],
+                                         options["channels"], options["test_fraction"], limit)
+
+    train = split("train", config.train_examples)
+    if not config.validation_examples:
+        return train, split("test", config.test_examples)
+    n = int(config.validation_examples)
+    if not 0 < n < len(train):
+        raise ValueError(f"--validation_examples={n} must lie in (0, {len(train)}): the number "
+                         "of training examples held out for evaluation (see --train_examples).")
+    return train.take(slice(None, len(train) - n)), train.take(slice(len(train) - n, None))
+
+
+def load_datasets(config, datasets_override=None, num_classes=None, hint="", seed=0,
+                  stream_ok=False):
     """((train images, labels), (evaluation images, labels)) of a run.
 
     Args:
@@ -78,6 +112,9 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
         num_classes: labels must lie in [0, num_classes) (default: the dataset's classes).
         hint: ends the label error message (e.g. "; set --num_classes").
         seed: the seed of class balancing.
+        stream_ok: the caller trains on `StreamedSplit`s (train_capsnet): with config.stream
+            they are returned instead of arrays (`load_streamed`); without it --stream is a
+            ConfigError.
     Returns:
         The two splits, every label checked; loaded data preprocessed (`preprocess`).
 
@@ -86,6 +123,10 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
     """
     from keras_caps import data, validation
 
+    if getattr(config, "stream", False) and datasets_override is None:
+        if not stream_ok:
+            refuse_stream(config)
+        return load_streamed(config)
     options = config.data_options()
 
     def split(name, limit):
@@ -107,4 +148,4 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
 
 
 __all__ = ["class_names", "dataset_info", "evaluation_split", "image_shape_of", "load_datasets",
-           "preprocess", "validation_split"]
+           "load_streamed", "preprocess", "refuse_stream", "validation_split"]

@@ -124,6 +124,8 @@ def define_data_group():
              "Hold out the last N training examples and evaluate on them instead of "
              "the test split (for tuning; the test split is then not read; a "
              "given --teacher must not have been trained on them).")
+    _bool(c, "stream", "Read a folder:PATH dataset from disk batch by batch (tf.data) "
+          "instead of into memory, for folders larger than memory; train_capsnet only.")
 
 
 @_group

@@ -109,7 +109,9 @@ def load_model(path):
 
 def _split(config, split):
     from keras_caps import data
+    from keras_caps.runs.datasets import refuse_stream
 
+    refuse_stream(config)
     x, y = data.load_arrays(config.dataset, split, data_dir=config.data_dir,
                             source=config.data_source, **config.data_options())
     return data.normalize(x), y

@@ -110,8 +110,14 @@ def train(config, datasets_override=None):
     from keras_caps.training import compile_capsnet, fit_capsnet
 
     keras.utils.set_random_seed(config.seed)
-    train_data, test_data = datasets.load_datasets(config, datasets_override, seed=config.seed)
-    input_shape = datasets.image_shape_of(train_data[0])
+    from keras_caps.data_sources import StreamedSplit
+    from keras_caps.training.loop import num_examples
+
+    train_data, test_data = datasets.load_datasets(config, datasets_override, seed=config.seed,
+                                                   stream_ok=True)
+    streamed = isinstance(train_data, StreamedSplit)
+    input_shape = (tuple(train_data.image_shape) if streamed
+                   else datasets.image_shape_of(train_data[0]))
     num_classes = datasets.dataset_info(config).num_classes
     models.check_input_size(config, input_shape)
 
@@ -122,11 +128,11 @@ def train(config, datasets_override=None):
         if config.init_length:
             from keras_caps.training.length_init import calibrate_capsule_lengths
 
-            report = calibrate_capsule_lengths(model, train_data[0],
-                                               target_length=config.init_length)
+            images = train_data.arrays(256)[0] if streamed else train_data[0]  # the first 256
+            report = calibrate_capsule_lengths(model, images, target_length=config.init_length)
             os.makedirs(config.model_dir, exist_ok=True)
             write_json(os.path.join(config.model_dir, "init_lengths.json"), report)
-        optimizer = optimization.make_optimizer(config, len(train_data[0]), batch_policy)
+        optimizer = optimization.make_optimizer(config, num_examples(train_data), batch_policy)
         return compile_capsnet(model, optimizer, recon_weight=config.recon_weight)
 
     metrics = fit_capsnet(
@@ -136,8 +142,8 @@ def train(config, datasets_override=None):
         augment_shift=config.augment_shift, seed=config.seed, verbose=config.verbose,
         run_config=config.run_config(), overwrite=config.overwrite,
     )
-    write_train_card(config, metrics, input_shape, num_classes, len(train_data[0]),
-                     len(test_data[0]))
+    write_train_card(config, metrics, input_shape, num_classes, num_examples(train_data),
+                     num_examples(test_data))
     return metrics
 
 

@@ -18,6 +18,7 @@ import keras
 
 from keras_caps import data as data_lib
 from keras_caps import validation
+from keras_caps.data_sources import StreamedSplit, streamed_errors
 from keras_caps.io_utils import save_model, write_json
 from keras_caps.models.compiling import accuracy_key, compile_capsnet  # noqa: F401 (re-exported)
 from keras_caps.models.heads import has_decoder, image_input
@@ -39,8 +40,15 @@ def model_io(model):
 
 
 def _check_arrays(name, arrays, model):
-    images, labels = arrays
     expected = tuple(image_input(model).shape[1:])
+    if isinstance(arrays, StreamedSplit):
+        if tuple(arrays.image_shape) != expected:
+            raise validation.InputDataError(
+                f"{name} images of {arrays.source} are {tuple(arrays.image_shape)} but the model "
+                f"expects {expected}; pass --image_size / --grayscale to match, or build the "
+                f"model with input_shape={tuple(arrays.image_shape)}.")
+        return
+    images, labels = arrays
     if tuple(images.shape[1:]) != expected:
         raise validation.InputDataError(
             f"{name} images have shape {tuple(images.shape[1:])} but the model expects "
@@ -54,9 +62,26 @@ def _check_arrays(name, arrays, model):
 
 
 def check_splits(train_data, val_data):
-    """Both (images, labels) splits through `keras_caps.validation` (dtype, range, finite)."""
-    return (validation.check_dataset(*train_data, name="training"),
-            validation.check_dataset(*val_data, name="validation"))
+    """Both (images, labels) splits through `keras_caps.validation` (dtype, range, finite); a
+    `StreamedSplit` (checked as it is read) passes as it is."""
+    return tuple(split if isinstance(split, StreamedSplit)
+                 else validation.check_dataset(*split, name=name)
+                 for name, split in (("training", train_data), ("validation", val_data)))
+
+
+def num_examples(split):
+    """N of an (images, labels) split or a `StreamedSplit`."""
+    return len(split) if isinstance(split, StreamedSplit) else len(split[0])
+
+
+def _fingerprint(train_data, val_data):
+    """The run's data identity: `data_fingerprint` of arrays (unchanged, so runs resume), the
+    file lists of streamed splits."""
+    splits = (train_data, val_data)
+    if not any(isinstance(s, StreamedSplit) for s in splits):
+        return data_fingerprint(train_data, val_data)
+    return {"splits": [s.fingerprint() if isinstance(s, StreamedSplit) else data_fingerprint(s)
+                       for s in splits]}
 
 
 def is_chief(strategy):
@@ -260,8 +285,9 @@ def fit_resumable(build_model, train_data, val_data, model_dir, epochs, target=c
     Args:
         build_model: callable returning a compiled model; called inside the strategy scope,
             only when there is no checkpoint to resume.
-        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
-        val_data: the validation split, the same form; evaluated after every epoch and at
+        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int), or a
+            `keras_caps.data_sources.StreamedSplit` (a folder read from disk per batch).
+        val_data: the validation split, the same forms; evaluated after every epoch and at
             the end (the "test_" metrics).
         model_dir: run folder.
         epochs: total epochs (a resumed run trains only the missing ones).
@@ -319,7 +345,7 @@ def fit_resumable(build_model, train_data, val_data, model_dir, epochs, target=c
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
     train_data, val_data = check_splits(train_data, val_data)
-    config = {**(run_config or {}), "data_fingerprint": data_fingerprint(train_data, val_data)}
+    config = {**(run_config or {}), "data_fingerprint": _fingerprint(train_data, val_data)}
     with run_directory(model_dir, strategy, config, overwrite, verbose) as (rd, out_dir):
         return _fit_epochs(build_model, target, train_data, val_data, out_dir, epochs,
                            batch_of, rd, strategy, augment_shift, seed, verbose, callbacks)
@@ -346,12 +372,15 @@ def _fit_epochs(build_model, target, train_data, val_data, model_dir, epochs, ba
     tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
 
     def dataset(data, **kwargs):
-        ds = data_lib.make_dataset(*data, num_classes=spec.num_classes, **kwargs)
+        if isinstance(data, StreamedSplit):
+            ds = data.dataset(num_classes=spec.num_classes, **kwargs)
+        else:
+            ds = data_lib.make_dataset(*data, num_classes=spec.num_classes, **kwargs)
         return ds.map(spec.model_io) if spec.model_io is not None else ds
 
     val_ds = dataset(val_data, batch_size=max(batch_of(0), 64), shuffle=False)
     prepare_multi_worker(model, strategy, val_ds)
-    with multi_worker_logs(strategy):
+    with multi_worker_logs(strategy), streamed_errors(train_data, val_data):
         if start and verbose:
             print(f"Resuming from {checkpoint_dir}: {start} of {epochs} epochs done.")
         for epoch in range(start, int(epochs)):

@@ -1,0 +1,138 @@
+"""Folder datasets streamed from disk (keras_caps.data_sources.StreamedSplit, --stream): the same
+images, order and training as in memory; the bad inputs named as they stream."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_caps import data_sources
+from keras_caps.data.catalog import DataFormatError
+from keras_caps.runs import DistillConfig, PipelineConfig, QuantizeConfig, TrainConfig
+from keras_caps.runs.config import ConfigError
+from keras_caps.runs.distill import distill
+from keras_caps.runs.pipeline import pipeline
+from keras_caps.runs.quantize import quantize
+from keras_caps.runs.train import train
+from tests.data_fixtures import write_folder, write_npz
+
+TINY = dict(conv_filters=8, conv_kernel=3, primary_capsules=4, primary_dim=4, primary_kernel=3,
+            class_dim=6, decoder="none", epochs=2, batch_size=8, verbose=0, augment_shift=2)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """3 classes x 12 grayscale 16x16 PNGs (no test/ folder: 20 % held out per class)."""
+    return write_folder(tmp_path_factory.mktemp("stream") / "shapes", per_class=12, size=16)
+
+
+def test_a_streamed_split_has_the_images_order_and_labels_of_the_in_memory_one(shapes):
+    for split in ("train", "test", "train[:10]"):
+        images, labels, names = data_sources.load_folder(shapes, split)
+        streamed = data_sources.folder_split(shapes, split)
+        assert len(streamed) == len(labels) and streamed.class_names == names
+        assert streamed.image_shape == (16, 16, 1) and not streamed.resize
+        np.testing.assert_array_equal(streamed.labels, labels)
+        x, y = streamed.arrays()
+        np.testing.assert_array_equal(x, images)
+        np.testing.assert_array_equal(y, labels)
+    small, _, _ = data_sources.load_folder(shapes, "train", image_size=10, channels=3)
+    resized = data_sources.folder_split(shapes, "train", image_size=10, channels=3)
+    assert resized.image_shape == (10, 10, 3) and resized.resize
+    diff = np.abs(resized.arrays(8)[0].astype(int) - small[:8].astype(int))
+    assert diff.max() <= 1  # the same bilinear antialiased resize, rounded
+
+
+def test_streamed_batches_are_scaled_one_hot_and_shifted_like_array_batches(shapes):
+    from keras_caps import data
+
+    split = data_sources.folder_split(shapes, "train")
+    images, labels = split.arrays()
+    for kwargs in (dict(shuffle=False), dict(shuffle=True, augment_shift=2, seed=3)):
+        streamed = list(split.dataset(batch_size=5, **kwargs))
+        in_memory = list(data.make_dataset(images, labels, batch_size=5, num_classes=3, **kwargs))
+        assert len(streamed) == len(in_memory) == int(np.ceil(len(split) / 5))
+        for (xs, ys), (xm, ym) in zip(streamed, in_memory):
+            assert xs.shape[1:] == (16, 16, 1) and ys.shape[1:] == (3,)
+            np.testing.assert_allclose(xs.numpy(), xm.numpy(), atol=1e-6)
+            np.testing.assert_array_equal(ys.numpy(), ym.numpy())
+    held_out = split.take(slice(-4, None))
+    assert len(held_out) == 4 and held_out.paths == split.paths[-4:]
+
+
+@pytest.mark.slow
+def test_train_capsnet_stream_trains_as_the_in_memory_run(shapes, tmp_path):
+    """--stream: the same shuffles, shifts and scaling as the arrays, so the same model."""
+    common = dict(TINY, dataset=f"folder:{shapes}", init_length=0.5)
+    in_memory = train(TrainConfig(model_dir=str(tmp_path / "memory"), **common))
+    streamed = train(TrainConfig(model_dir=str(tmp_path / "stream"), stream=True, **common))
+    assert streamed["epochs"] == 2 and streamed["params"] == in_memory["params"]
+    for a, b in zip(streamed["history"], in_memory["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert streamed["test_accuracy"] == pytest.approx(in_memory["test_accuracy"])
+    assert (tmp_path / "stream" / "best.keras").exists()
+    # the held-out tail of the training files, as --validation_examples does with arrays
+    held = train(TrainConfig(model_dir=str(tmp_path / "held"), stream=True,
+                             validation_examples=6, **dict(common, epochs=1)))
+    assert held["epochs"] == 1
+    with pytest.raises(ValueError, match=r"--validation_examples=999 must lie in \(0, "):
+        train(TrainConfig(model_dir=str(tmp_path / "bad"), stream=True, validation_examples=999,
+                          **common))
+
+
+def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
+    npz = write_npz(tmp_path / "d.npz")
+    with pytest.raises(ConfigError, match=r"--stream reads folder:PATH.*npz:.*drop --stream"):
+        TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"npz:{npz}", stream=True)
+    with pytest.raises(ConfigError, match=r"--balance, --remove_constant_features need the whole "
+                                          r"training split in memory"):
+        TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}", stream=True,
+                    balance="oversample", remove_constant_features=True)
+    from keras_caps.io_utils import save_model
+    from keras_caps.models import capsnet
+
+    teacher = str(tmp_path / "teacher.keras")
+    save_model(capsnet(input_shape=(16, 16, 1), conv_filters=8, conv_kernel=3, num_classes=3,
+                       primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                       decoder=None), teacher)
+    with pytest.raises(ConfigError, match="--stream is supported by train_capsnet only"):
+        distill(DistillConfig(model_dir=str(tmp_path / "d"), dataset=f"folder:{shapes}",
+                              stream=True, teacher=teacher, epochs=1))
+    with pytest.raises(ConfigError, match="--stream is supported by train_capsnet only"):
+        quantize(QuantizeConfig(dataset=f"folder:{shapes}", stream=True, model_path=teacher,
+                                output_dir=str(tmp_path / "q")))
+    with pytest.raises(ConfigError, match="--stream is supported by train_capsnet only"):
+        pipeline(PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
+                                            dataset=f"folder:{shapes}", stream=True))
+
+
+def _copy_folder(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return str(dst)
+
+
+def test_a_bad_file_met_while_streaming_is_named(shapes, tmp_path):
+    """A corrupt file or (without --image_size) an odd-sized one fails the streamed run with
+    the file's path and what to do, not a TensorFlow traceback."""
+    corrupt = _copy_folder(shapes, tmp_path / "corrupt")
+    bad = os.path.join(corrupt, "square", "005.png")
+    with open(bad, "wb") as f:
+        f.write(b"not a png")
+    config = dict(TINY, epochs=1)
+    with pytest.raises(DataFormatError, match=r"cannot read image .*square/005\.png.*replace or "
+                                              "delete it"):
+        train(TrainConfig(model_dir=str(tmp_path / "r1"), dataset=f"folder:{corrupt}",
+                          stream=True, **config))
+    odd = _copy_folder(shapes, tmp_path / "odd")
+    Image.fromarray(np.zeros((20, 16), np.uint8)).save(os.path.join(odd, "circle", "003.png"))
+    with pytest.raises(DataFormatError, match=r"circle/003\.png is 20x16 but the other images .* "
+                                              r"are 16x16; pass --image_size"):
+        train(TrainConfig(model_dir=str(tmp_path / "r2"), dataset=f"folder:{odd}", stream=True,
+                          **config))
+    # with --image_size every file is resized: the odd one trains
+    metrics = train(TrainConfig(model_dir=str(tmp_path / "r3"), dataset=f"folder:{odd}",
+                                stream=True, image_size="16", **config))
+    assert metrics["epochs"] == 1
