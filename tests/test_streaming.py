@@ -81,6 +81,31 @@ def test_train_capsnet_stream_trains_as_the_in_memory_run(shapes, tmp_path):
                           **common))
 
 
+def _teacher(tmp_path):
+    from keras_caps.io_utils import save_model
+    from keras_caps.models import capsnet
+
+    path = str(tmp_path / "teacher.keras")
+    save_model(capsnet(input_shape=(16, 16, 1), conv_filters=8, conv_kernel=3, num_classes=3,
+                       primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                       decoder=None), path)
+    return path
+
+
+@pytest.mark.slow
+def test_distill_stream_distils_as_the_in_memory_run(shapes, tmp_path):
+    teacher = _teacher(tmp_path)
+    common = dict(dataset=f"folder:{shapes}", teacher=teacher, epochs=2, batch_size=8,
+                  augment_shift=2, verbose=0, student_conv_filters=8, student_conv_kernel=3,
+                  student_primary_capsules=2, student_primary_dim=4, student_primary_kernel=3,
+                  student_class_dim=4, student_decoder="none", student_init_length=0.5)
+    in_memory = distill(DistillConfig(model_dir=str(tmp_path / "memory"), **common))
+    streamed = distill(DistillConfig(model_dir=str(tmp_path / "stream"), stream=True, **common))
+    for a, b in zip(streamed["history"], in_memory["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert streamed["test_accuracy"] == pytest.approx(in_memory["test_accuracy"])
+
+
 def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
     npz = write_npz(tmp_path / "d.npz")
     with pytest.raises(ConfigError, match=r"--stream reads folder:PATH.*npz:.*drop --stream"):
@@ -89,20 +114,12 @@ def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
                                           r"training split in memory"):
         TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}", stream=True,
                     balance="oversample", remove_constant_features=True)
-    from keras_caps.io_utils import save_model
-    from keras_caps.models import capsnet
-
-    teacher = str(tmp_path / "teacher.keras")
-    save_model(capsnet(input_shape=(16, 16, 1), conv_filters=8, conv_kernel=3, num_classes=3,
-                       primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
-                       decoder=None), teacher)
-    with pytest.raises(ConfigError, match="--stream is supported by train_capsnet only"):
-        distill(DistillConfig(model_dir=str(tmp_path / "d"), dataset=f"folder:{shapes}",
-                              stream=True, teacher=teacher, epochs=1))
-    with pytest.raises(ConfigError, match="--stream is supported by train_capsnet only"):
+    teacher = _teacher(tmp_path)
+    only = "--stream is supported by train_capsnet and distill only"
+    with pytest.raises(ConfigError, match=only):
         quantize(QuantizeConfig(dataset=f"folder:{shapes}", stream=True, model_path=teacher,
                                 output_dir=str(tmp_path / "q")))
-    with pytest.raises(ConfigError, match="--stream is supported by train_capsnet only"):
+    with pytest.raises(ConfigError, match=only):
         pipeline(PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
                                             dataset=f"folder:{shapes}", stream=True))
 

@@ -16,6 +16,23 @@ def image_shape_of(images):
     return shape + (1,) if len(shape) == 2 else shape
 
 
+def split_shape(split):
+    """(H, W, C) of an (images, labels) split or a `keras_caps.data_sources.StreamedSplit`."""
+    from keras_caps.data_sources import StreamedSplit
+
+    if isinstance(split, StreamedSplit):
+        return tuple(split.image_shape)
+    return image_shape_of(split[0])
+
+
+def head_images(split, n=256):
+    """The first `n` images of a split (in memory; decoded for a StreamedSplit), e.g. for the
+    capsule-length init."""
+    from keras_caps.data_sources import StreamedSplit
+
+    return split.arrays(n)[0] if isinstance(split, StreamedSplit) else split[0][:n]
+
+
 def dataset_info(config):
     """keras_caps.data.DatasetInfo of `config.dataset` after its image_size / channels (class
     names, num_classes, image_shape)."""
@@ -74,9 +91,9 @@ def refuse_stream(config):
 
     if getattr(config, "stream", False):
         raise ConfigError(
-            "--stream is supported by train_capsnet only: this binary needs the images in "
-            "memory. Drop --stream (and use --train_examples / --image_size to fit), or train "
-            "the model with train_capsnet --stream and pass it on.")
+            "--stream is supported by train_capsnet and distill only: this binary needs the "
+            "images in memory. Drop --stream (and use --train_examples / --image_size to fit), "
+            "or train the model with train_capsnet / distill --stream and pass it on.")
 
 
 def load_streamed(config):
@@ -112,7 +129,7 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
         num_classes: labels must lie in [0, num_classes) (default: the dataset's classes).
         hint: ends the label error message (e.g. "; set --num_classes").
         seed: the seed of class balancing.
-        stream_ok: the caller trains on `StreamedSplit`s (train_capsnet): with config.stream
+        stream_ok: the caller trains on `StreamedSplit`s (train, distill): with config.stream
             they are returned instead of arrays (`load_streamed`); without it --stream is a
             ConfigError.
     Returns:
@@ -147,5 +164,5 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
     return datasets if datasets_override else preprocess(config, datasets, seed)
 
 
-__all__ = ["class_names", "dataset_info", "evaluation_split", "image_shape_of", "load_datasets",
-           "load_streamed", "preprocess", "refuse_stream", "validation_split"]
+__all__ = ["class_names", "dataset_info", "evaluation_split", "head_images", "image_shape_of",
+           "load_datasets", "load_streamed", "preprocess", "refuse_stream", "split_shape", "validation_split"]

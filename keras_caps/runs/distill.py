@@ -197,11 +197,14 @@ def distill(config, datasets_override=None):
                          "`python -m train.train_capsnet` and pass its model.keras.")
     validation.check_keras_file(config.teacher, "--teacher")
     keras.utils.set_random_seed(config.seed)
-    train_data, test_data = datasets.load_datasets(config, datasets_override, seed=config.seed)
+    from keras_caps.training.loop import num_examples
+
+    train_data, test_data = datasets.load_datasets(config, datasets_override, seed=config.seed,
+                                                   stream_ok=True)
     num_classes = datasets.dataset_info(config).num_classes
     teacher = keras.saving.load_model(config.teacher, compile=False)
     models.check_loaded_model(teacher, config.teacher, "teacher", config.dataset,
-                              datasets.image_shape_of(train_data[0]), num_classes)
+                              datasets.split_shape(train_data), num_classes)
     build_student(config, teacher, num_classes)  # a student too small for the images fails here
     del teacher
     importance = _importance(config)
@@ -221,14 +224,15 @@ def distill(config, datasets_override=None):
                       f"skipped {report['skipped']}")
         if config.student_init_length:
             write_json(os.path.join(config.model_dir, "init_lengths.json"),
-                       calibrate_capsule_lengths(student, train_data[0],
+                       calibrate_capsule_lengths(student, datasets.head_images(train_data),
                                                  target_length=config.student_init_length))
         distiller = Distiller(
             teacher, student, temperature=config.temperature, alpha=config.alpha,
             beta=config.beta, task_loss=config.task_loss,
             capsule_weight=config.capsule_weight, recon_weight=config.recon_weight,
         )
-        distiller.compile(optimization.make_optimizer(config, len(train_data[0]), batch_policy))
+        distiller.compile(optimization.make_optimizer(config, num_examples(train_data),
+                                                      batch_policy))
         return distiller
 
     metrics = fit_distiller(

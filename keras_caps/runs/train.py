@@ -110,14 +110,11 @@ def train(config, datasets_override=None):
     from keras_caps.training import compile_capsnet, fit_capsnet
 
     keras.utils.set_random_seed(config.seed)
-    from keras_caps.data_sources import StreamedSplit
     from keras_caps.training.loop import num_examples
 
     train_data, test_data = datasets.load_datasets(config, datasets_override, seed=config.seed,
                                                    stream_ok=True)
-    streamed = isinstance(train_data, StreamedSplit)
-    input_shape = (tuple(train_data.image_shape) if streamed
-                   else datasets.image_shape_of(train_data[0]))
+    input_shape = datasets.split_shape(train_data)
     num_classes = datasets.dataset_info(config).num_classes
     models.check_input_size(config, input_shape)
 
@@ -128,8 +125,8 @@ def train(config, datasets_override=None):
         if config.init_length:
             from keras_caps.training.length_init import calibrate_capsule_lengths
 
-            images = train_data.arrays(256)[0] if streamed else train_data[0]  # the first 256
-            report = calibrate_capsule_lengths(model, images, target_length=config.init_length)
+            report = calibrate_capsule_lengths(model, datasets.head_images(train_data),
+                                               target_length=config.init_length)
             os.makedirs(config.model_dir, exist_ok=True)
             write_json(os.path.join(config.model_dir, "init_lengths.json"), report)
         optimizer = optimization.make_optimizer(config, num_examples(train_data), batch_policy)

@@ -598,8 +598,9 @@ def fit_distiller(build_distiller, train_data, val_data, model_dir, epochs, batc
     Args:
         build_distiller: callable returning a compiled `Distiller`; called inside the strategy
             scope, only when there is no checkpoint to resume.
-        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int).
-        val_data: the validation split, the same form.
+        train_data: (images (N, H, W, C) uint8 or float in [0, 1], labels (N,) int), or a
+            `keras_caps.data_sources.StreamedSplit` (a folder read from disk per batch).
+        val_data: the validation split, the same forms.
         model_dir: run folder.
         epochs: total epochs (a resumed run trains only the missing ones).
         batch_size: fixed batch size (when `batch_policy` is None).
