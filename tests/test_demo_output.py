@@ -45,3 +45,4 @@ def test_demo_pipeline_prints_at_most_50_lines_without_native_noise(tmp_path):
     assert any(line.startswith("[pipeline] teacher") for line in lines)
     assert any(line.startswith("| export+evaluate int8 |") for line in lines)
     assert not any(line.startswith("# Channel pruning") for line in lines)  # --verbose=2 only
+    assert not any(line.startswith("  eval ") for line in lines)  # the PoT search log, too

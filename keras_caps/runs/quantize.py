@@ -145,7 +145,8 @@ def quantize(config, datasets_override=None, model=None, qat_override=None, echo
         model: an in-memory model instead of loading config.model_path.
         qat_override: (x, y) QAT training arrays instead of the last qat_examples training
             images.
-        echo: print the results table (with verbose; the pipeline: only with --verbose=2).
+        echo: print the search log and the results table (with verbose; the pipeline: only
+            with --verbose=2).
     Returns:
         {"model", "dataset", "float_search_accuracy", "float_test_accuracy",
          "tolerance_points", "search_split", "test_split", "calibration_images",
@@ -179,7 +180,7 @@ def quantize(config, datasets_override=None, model=None, qat_override=None, echo
     xs, ys = validation.check_dataset(xs, ys, num_classes, "search split")
     xt, yt = validation.check_dataset(xt, yt, num_classes, "test split")
     os.makedirs(out, exist_ok=True)
-    say = print if config.verbose else None
+    say = print if config.verbose and echo else None  # the search log: the pipeline's --verbose=2
     t0 = time.perf_counter()
     cal = simulate.Calibration(model, calib, batch_size=config.calibration_batch_size,
                                seed=config.seed)
