@@ -26,8 +26,8 @@ from absl import app, flags
 from benchmarks.int8_measure import int8_measurements, tflm_accuracy
 
 flags.DEFINE_list("sizes", ["S", "M", "L"], "mcu_capsnet sizes.")
-flags.DEFINE_list("variants", [], "Structure variants to measure too (untrained unless "
-                  "--epochs), any of the names in VARIANTS.")
+flags.DEFINE_list("variants", [], "Structure variants of size S to measure and, with --epochs, "
+                  "train like the sizes: any of the names in VARIANTS.")
 flags.DEFINE_integer("epochs", 0, "Training epochs per model (0: structure only).")
 flags.DEFINE_bool("cnn", False, "Also train the plain CNN with each size's backbone.")
 flags.DEFINE_bool("capsnet", True, "Train / measure the CapsNets (--nocapsnet --cnn: only the "
@@ -64,6 +64,9 @@ VARIANTS = {
                               backbone_strides=(1, 2, 1, 2)),
     "16-32-64-64 grid3 C=16": dict(backbone_filters=(16, 32, 64, 64),
                                     backbone_strides=(1, 2, 1, 2), num_capsules=16),
+    # About 10 % of the M size's 202,880 parameters: the issue-13 "student <= 10 % of the
+    # teacher" target with M as the teacher.
+    "8-16-32 C=6 D=6 grid3": dict(backbone_filters=(8, 16, 32), num_capsules=6, capsule_dim=6),
 }
 
 
@@ -76,13 +79,14 @@ def _optimizer(num_examples):
     return schedules.make_optimizer("adam", schedule), policy
 
 
-def train_capsnet(size, train, evaluation, model_dir):
+def train_capsnet(size, train, evaluation, model_dir, overrides=None):
+    """Trains mcu_capsnet(size, **overrides) with the one recipe; returns (model, metrics)."""
     from keras_caps.models import mcu_capsnet
     from keras_caps.training import compile_capsnet, fit_capsnet
     from keras_caps.training.length_init import calibrate_capsule_lengths
 
     def build():
-        model = mcu_capsnet(size, input_shape=train[0].shape[1:])
+        model = mcu_capsnet(size, input_shape=train[0].shape[1:], **(overrides or {}))
         if FLAGS.init_length:
             calibrate_capsule_lengths(model, train[0], target_length=FLAGS.init_length)
         optimizer, _ = _optimizer(len(train[0]))
@@ -136,52 +140,51 @@ def main(_):
         evaluation = data.load_arrays(FLAGS.dataset, "test")
         split = "test"
     shape = train[0].shape[1:]
-    rows = []
+    # (name, kind, size, overrides, folder): the sizes, then the S variants, one path for all.
+    entries = [(f"mcu_capsnet {size}" if kind == "capsnet" else f"CNN, {size} backbone",
+                kind, size, {}, f"{kind}_{size}")
+               for size in FLAGS.sizes
+               for kind in ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn]
     for variant in FLAGS.variants:
-        model = mcu_capsnet("S", input_shape=shape, **VARIANTS[variant])
-        row = {"name": f"variant {variant}", "params": int(model.count_params()),
-               "flops": int(total_flops(model)),
-               "grid": "x".join(str(d) for d in model.get_layer("primary_caps").output[0].shape[1:4])}
-        m = int8_measurements(model, train[0])
-        row.update({k: v for k, v in m.items() if k != "flatbuffer"})
+        if variant not in VARIANTS:
+            raise app.UsageError(f"--variants: unknown variant {variant!r}; choose from "
+                                 f"{sorted(VARIANTS)}.")
+        folder = "variant_" + "".join(c if c.isalnum() else "_" for c in variant)
+        entries.append((f"variant {variant}", "capsnet", "S", VARIANTS[variant], folder))
+    rows = []
+    for name, kind, size, overrides, folder in entries:
+        model_dir = os.path.join(FLAGS.out or "/tmp/mcu_family", folder)
+        model = (mcu_capsnet(size, input_shape=shape, **overrides) if kind == "capsnet"
+                 else cnn_like(size, input_shape=shape))
+        row = {"name": name, "params": int(model.count_params()),
+               "flops": int(total_flops(model))}
+        if kind == "capsnet":
+            row["grid"] = "x".join(
+                str(d) for d in model.get_layer("primary_caps").output[0].shape[1:4])
+        if FLAGS.epochs:
+            if kind == "capsnet":
+                model, metrics = train_capsnet(size, train, evaluation, model_dir, overrides)
+                row["float_acc"] = keras_accuracy(model, *evaluation)
+            else:
+                model, metrics = train_cnn(size, train, evaluation)
+                row["float_acc"] = metrics["accuracy"]
+            row["train_time_s"] = metrics["train_time_s"]
+            row["epochs"] = metrics["epochs"]
+        if kind == "capsnet":
+            m = int8_measurements(model, train[0])
+            row.update({k: v for k, v in m.items() if k != "flatbuffer"})
+            if FLAGS.epochs:
+                row["int8_litert_acc"] = litert_accuracy(m["flatbuffer"], *evaluation)
+                n = FLAGS.tflm_examples or len(evaluation[0])
+                row["int8_tflm_acc"] = tflm_accuracy(
+                    m["flatbuffer"], evaluation[0][:n], evaluation[1][:n], m["arena_bytes"])
+                row["tflm_examples"] = n
+            if FLAGS.out and FLAGS.keep:
+                from keras_caps.io_utils import write_bytes
+
+                write_bytes(os.path.join(model_dir, "model_int8.tflite"), m["flatbuffer"])
         print(row, flush=True)
         rows.append(row)
-    for size in FLAGS.sizes:
-        kinds = ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn
-        for kind in kinds:
-            name = f"mcu_capsnet {size}" if kind == "capsnet" else f"CNN, {size} backbone"
-            model_dir = os.path.join(FLAGS.out or "/tmp/mcu_family", f"{kind}_{size}")
-            model = (mcu_capsnet(size, input_shape=shape) if kind == "capsnet"
-                     else cnn_like(size, input_shape=shape))
-            row = {"name": name, "params": int(model.count_params()),
-                   "flops": int(total_flops(model))}
-            if kind == "capsnet":
-                row["grid"] = "x".join(
-                    str(d) for d in model.get_layer("primary_caps").output[0].shape[1:4])
-            if FLAGS.epochs:
-                if kind == "capsnet":
-                    model, metrics = train_capsnet(size, train, evaluation, model_dir)
-                    row["float_acc"] = keras_accuracy(model, *evaluation)
-                else:
-                    model, metrics = train_cnn(size, train, evaluation)
-                    row["float_acc"] = metrics["accuracy"]
-                row["train_time_s"] = metrics["train_time_s"]
-                row["epochs"] = metrics["epochs"]
-            if kind == "capsnet":
-                m = int8_measurements(model, train[0])
-                row.update({k: v for k, v in m.items() if k != "flatbuffer"})
-                if FLAGS.epochs:
-                    row["int8_litert_acc"] = litert_accuracy(m["flatbuffer"], *evaluation)
-                    n = FLAGS.tflm_examples or len(evaluation[0])
-                    row["int8_tflm_acc"] = tflm_accuracy(
-                        m["flatbuffer"], evaluation[0][:n], evaluation[1][:n], m["arena_bytes"])
-                    row["tflm_examples"] = n
-                if FLAGS.out and FLAGS.keep:
-                    from keras_caps.io_utils import write_bytes
-
-                    write_bytes(os.path.join(model_dir, "model_int8.tflite"), m["flatbuffer"])
-            print(row, flush=True)
-            rows.append(row)
     header = (f"Microcontroller CapsNets on {FLAGS.dataset}: {len(train[0])} training images, "
               f"evaluated on {split}; epochs {FLAGS.epochs}, batch {FLAGS.batch_size}, Adam "
               f"cosine {FLAGS.learning_rate:g} -> {FLAGS.lr_min:g}, shift {FLAGS.augment_shift}, "

@@ -1,6 +1,7 @@
 """Folder datasets streamed from disk (keras_caps.data_sources.StreamedSplit, --stream): the same
 images, order and training as in memory; the bad inputs named as they stream."""
 
+import json
 import os
 
 import numpy as np
@@ -115,13 +116,43 @@ def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
         TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}", stream=True,
                     balance="oversample", remove_constant_features=True)
     teacher = _teacher(tmp_path)
-    only = "--stream is supported by train_capsnet and distill only"
+    only = "--stream is supported by train_capsnet, distill and the pipeline only"
     with pytest.raises(ConfigError, match=only):
         quantize(QuantizeConfig(dataset=f"folder:{shapes}", stream=True, model_path=teacher,
                                 output_dir=str(tmp_path / "q")))
-    with pytest.raises(ConfigError, match=only):
-        pipeline(PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
-                                            dataset=f"folder:{shapes}", stream=True))
+    with pytest.raises(ConfigError, match=r"--stream: the prune stage reads the whole training "
+                                          r"split in memory.*--pruning_ratio=0"):
+        PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
+                                   dataset=f"folder:{shapes}", stream=True)
+
+
+@pytest.mark.slow
+def test_pipeline_stream_trains_from_disk_as_the_in_memory_run(shapes, tmp_path):
+    """The pipeline with --stream (pruning off): teacher and student trained from the folder
+    on disk reach what the in-memory run reaches, and the export, evaluation and report read
+    the in-memory sample and test split (class names from the folder)."""
+    from tests.test_pipeline import _config
+
+    def run(name, **kw):
+        config = _config(tmp_path, model_dir=str(tmp_path / name), dataset=f"folder:{shapes}",
+                         pruning_ratio=0.0, stages=["teacher", "student", "prune", "export",
+                                                     "evaluate", "report"], **kw)
+        return pipeline(config)
+
+    in_memory, streamed = run("memory"), run("stream", stream=True)
+    for stage in ("teacher", "student"):
+        assert streamed[stage]["accuracy"] == pytest.approx(in_memory[stage]["accuracy"])
+        assert streamed[stage]["params"] == in_memory[stage]["params"]
+    assert streamed["teacher"]["train_examples"] == in_memory["teacher"]["train_examples"] > 20
+    history = [json.loads((tmp_path / n / "student" / "metrics.json").read_text())["history"]
+               for n in ("memory", "stream")]
+    for a, b in zip(*history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert streamed["evaluate"]["examples"] == in_memory["evaluate"]["examples"]
+    assert streamed["export"]["class_names"] == ["circle", "square", "triangle"]
+    assert (tmp_path / "stream" / "export" / "labels.txt").read_text().split() == [
+        "circle", "square", "triangle"]
+    assert (tmp_path / "stream" / "report" / "report.md").exists()
 
 
 def _copy_folder(src, dst):

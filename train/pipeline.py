@@ -37,7 +37,9 @@ image-classification dataset, folder:PATH, npz:PATH) with --image_size, --graysc
 the int8 export calibrates on the same training images, e.g.
     python -m train.pipeline --model_dir=runs/mine --dataset=folder:my_images \
         --image_size=24 --grayscale
-(the quick preset reads at most 20,000 training and 2,000 test images).
+(the quick preset reads at most 20,000 training and 2,000 test images). A folder larger than
+memory: --stream --pruning_ratio=0 trains the teacher and student from disk, batch by batch;
+the later stages read the first 2,000 training images and the test split into memory.
 
 A stage is marked done (done.json) only when the stages it reads from are done and every
 file it names in its result exists and is not empty; `report` is marked done only when every

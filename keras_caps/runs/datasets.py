@@ -91,8 +91,8 @@ def refuse_stream(config):
 
     if getattr(config, "stream", False):
         raise ConfigError(
-            "--stream is supported by train_capsnet and distill only: this binary needs the "
-            "images in memory. Drop --stream (and use --train_examples / --image_size to fit), "
+            "--stream is supported by train_capsnet, distill and the pipeline only: this "
+            "binary needs the images in memory. Drop --stream (and use --train_examples / --image_size to fit), "
             "or train the model with train_capsnet / distill --stream and pass it on.")
 
 
@@ -118,6 +118,14 @@ def load_streamed(config):
     return train.take(slice(None, len(train) - n)), train.take(slice(len(train) - n, None))
 
 
+def stream_sample_size(config):
+    """Training images a --stream pipeline decodes into memory (the first ones): the int8
+    export's 2,000 calibration images, the PoT search's calibration batches and the QAT
+    examples, whichever is most."""
+    return max(2000, int(config.calibration_batches) * int(config.calibration_batch_size),
+               int(config.qat_examples) if config.qat_epochs else 0)
+
+
 def load_datasets(config, datasets_override=None, num_classes=None, hint="", seed=0,
                   stream_ok=False):
     """((train images, labels), (evaluation images, labels)) of a run.
@@ -125,7 +133,8 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
     Args:
         config: a DataConfig (any run config): the dataset, its spelling and options.
         datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading;
-            taken as prepared (no preprocessing), but still checked.
+            taken as prepared (no preprocessing), but still checked. Or two `StreamedSplit`s
+            (the pipeline's --stream), returned as they are where stream_ok.
         num_classes: labels must lie in [0, num_classes) (default: the dataset's classes).
         hint: ends the label error message (e.g. "; set --num_classes").
         seed: the seed of class balancing.
@@ -139,7 +148,12 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
         >>> train, test = load_datasets(DataConfig(train_examples=1000))  # doctest: +SKIP
     """
     from keras_caps import data, validation
+    from keras_caps.data_sources import StreamedSplit
 
+    if datasets_override is not None and isinstance(datasets_override[0], StreamedSplit):
+        if not stream_ok:  # the pipeline passes its streamed splits to train / distill only
+            refuse_stream(config)
+        return tuple(datasets_override)
     if getattr(config, "stream", False) and datasets_override is None:
         if not stream_ok:
             refuse_stream(config)
@@ -165,4 +179,5 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
 
 
 __all__ = ["class_names", "dataset_info", "evaluation_split", "head_images", "image_shape_of",
-           "load_datasets", "load_streamed", "preprocess", "refuse_stream", "split_shape", "validation_split"]
+           "load_datasets", "load_streamed", "preprocess", "refuse_stream", "split_shape",
+           "stream_sample_size", "validation_split"]

@@ -125,8 +125,8 @@ def define_data_group():
              "the test split (for tuning; the test split is then not read; a "
              "given --teacher must not have been trained on them).")
     _bool(c, "stream", "Read a folder:PATH dataset from disk batch by batch (tf.data) "
-          "instead of into memory, for folders larger than memory; train_capsnet and "
-          "distill only.")
+          "instead of into memory, for folders larger than memory; train_capsnet, "
+          "distill and the pipeline (with --pruning_ratio=0).")
 
 
 @_group

@@ -12,6 +12,12 @@ its presets: train/pipeline.py):
     evaluate  LiteRT and TFLite Micro accuracy, latency, arena, agreement, confusion matrices
     report    report.md, summary.md, summary.json and PNGs (keras_caps.runs.pipeline_report)
 
+With --stream (a folder:PATH dataset larger than memory) the teacher and student stages
+train from disk (`keras_caps.data_sources.StreamedSplit`); the stages after them read the first
+`datasets.stream_sample_size` training images (int8 and PoT calibration, QAT) and the test split
+(bound it with --test_examples) into memory. The prune stage needs the training split in
+memory, so --stream takes --pruning_ratio=0 (the cpu preset's default).
+
 A stage is marked done only when the stages it reads from are done and every file its result
 names exists and is not empty; `report` only when every other stage is. A rerun skips done
 stages and resumes an interrupted training stage from its checkpoint.
@@ -84,6 +90,11 @@ class PipelineOptions(Config):
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise ConfigError(f"unknown --stages {unknown}; choose from {list(STAGES)}.")
+        if getattr(self, "stream", False) and self.pruning_ratio and "prune" in self.stages:
+            raise ConfigError(
+                "--stream: the prune stage reads the whole training split in memory (channel "
+                "importance, retraining); pass --pruning_ratio=0 (the cpu preset's default) to "
+                "stream the training from disk, or drop --stream.")
         if self.teacher:
             from keras_caps.runs.models import model_file
 
@@ -195,19 +206,22 @@ def mark_done(root, stage, result):
 # ----------------------------------------------------------------------------- stages
 
 
-def stage_teacher(config, out, data):
-    """`train` of the teacher in `out`, or the given --teacher (a .keras file or
-    pretrained:NAME) copied there and scored on the pipeline's test split."""
+def stage_teacher(config, out, data, training=None):
+    """`train` of the teacher in `out` on `training` (default: data; the streamed splits with
+    --stream), or the given --teacher (a .keras file or pretrained:NAME) copied there and
+    scored on the pipeline's test split."""
     from keras_caps.runs.measure import classifier_stats
     from keras_caps.runs.train import train
+    from keras_caps.training.loop import num_examples
 
     if config.teacher:
         return _given_teacher(config, out, data)
-    metrics = train(TrainConfig.from_config(config, model_dir=out), datasets_override=data)
+    training = training or data
+    metrics = train(TrainConfig.from_config(config, model_dir=out), datasets_override=training)
     path = os.path.join(out, "best.keras")
     return {"model": path, "accuracy": metrics["best_test_accuracy"],
-            "train_time_s": metrics["train_time_s"], "train_examples": len(data[0][0]),
-            **classifier_stats(path)}
+            "train_time_s": metrics["train_time_s"],
+            "train_examples": num_examples(training[0]), **classifier_stats(path)}
 
 
 def _given_teacher(config, out, data):
@@ -232,14 +246,16 @@ def _given_teacher(config, out, data):
             "train_examples": None, **classifier_stats(path)}
 
 
-def stage_student(config, out, data, teacher):
-    """`distill` of the teacher into the student in `out`."""
+def stage_student(config, out, data, teacher, training=None):
+    """`distill` of the teacher into the student in `out` on `training` (default: data; the
+    streamed splits with --stream)."""
     from keras_caps.runs.distill import distill
     from keras_caps.runs.measure import classifier_stats
 
     epochs = config.student_epochs or config.epochs
     metrics = distill(DistillConfig.from_config(config, model_dir=out, teacher=teacher["model"],
-                                                epochs=epochs), datasets_override=data)
+                                                epochs=epochs),
+                      datasets_override=training or data)
     path = os.path.join(out, "best.keras")
     recipe = "transfer + KD" if config.transfer_init else "KD"
     if not config.alpha:
@@ -394,7 +410,11 @@ def _run_stages(config, root, datasets_override):
 
     needs_data = any(s in config.stages for s in STAGES[:-1]) or (
         "report" in config.stages and config.model == "deep_capsnet")  # heatmaps
-    data = load_datasets(config, datasets_override, seed=config.seed) if needs_data else None
+    data = training = None
+    if needs_data and config.stream and datasets_override is None:
+        data, training = _streamed_data(config)
+    elif needs_data:
+        data = load_datasets(config, datasets_override, seed=config.seed)
     results = {}
     for stage in STAGES:
         out = os.path.join(root, stage)
@@ -409,9 +429,9 @@ def _run_stages(config, root, datasets_override):
             print(f"[pipeline] {stage} ...", flush=True)
         t0 = time.perf_counter()
         if stage == "teacher":
-            result = stage_teacher(config, out, data)
+            result = stage_teacher(config, out, data, training)
         elif stage == "student":
-            result = stage_student(config, out, data, _need(results, root, "teacher"))
+            result = stage_student(config, out, data, _need(results, root, "teacher"), training)
         elif stage == "prune":
             result = stage_prune(config, out, data, _need(results, root, "student"))
         elif stage == "quantize":
@@ -437,6 +457,20 @@ def _run_stages(config, root, datasets_override):
             continue
         mark_done(root, stage, result)
     return results
+
+
+def _streamed_data(config):
+    """(arrays, streamed) of a --stream run: the StreamedSplits the teacher and student train
+    on, and in memory the first `stream_sample_size` training images and the evaluation split
+    for the stages that read arrays."""
+    from keras_caps.runs.datasets import load_streamed, stream_sample_size
+
+    streamed = load_streamed(config)
+    if config.verbose:
+        print(f"[pipeline] --stream: training on {len(streamed[0]):,} images from disk; "
+              f"{min(stream_sample_size(config), len(streamed[0])):,} training and "
+              f"{len(streamed[1]):,} evaluation images in memory", flush=True)
+    return (streamed[0].arrays(stream_sample_size(config)), streamed[1].arrays()), streamed
 
 
 def _need(results, root, stage):
