@@ -29,7 +29,8 @@ flags.DEFINE_list("sizes", ["S", "M", "L"], "mcu_capsnet sizes.")
 flags.DEFINE_list("variants", [], "Structure variants of size S to measure and, with --epochs, "
                   "train like the sizes: any of the names in VARIANTS.")
 flags.DEFINE_integer("epochs", 0, "Training epochs per model (0: structure only).")
-flags.DEFINE_bool("cnn", False, "Also train the plain CNN with each size's backbone.")
+flags.DEFINE_bool("cnn", False, "Also train the plain CNN with each size's (and variant's) "
+                  "backbone.")
 flags.DEFINE_bool("capsnet", True, "Train / measure the CapsNets (--nocapsnet --cnn: only the "
                   "CNNs, e.g. beside CapsNets trained by train_capsnet).")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
@@ -101,12 +102,12 @@ def train_capsnet(size, train, evaluation, model_dir, overrides=None):
     return keras.saving.load_model(metrics["model_path"]), metrics
 
 
-def train_cnn(size, train, evaluation):
-
+def train_cnn(size, train, evaluation, overrides=None):
+    """Trains cnn_like(size, **overrides) with the one recipe; returns (model, metrics)."""
     from keras_caps import data as data_lib
     from keras_caps.models import cnn_like
 
-    model = cnn_like(size, input_shape=train[0].shape[1:])
+    model = cnn_like(size, input_shape=train[0].shape[1:], **(overrides or {}))
     optimizer, _ = _optimizer(len(train[0]))
     model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
     train_ds = data_lib.make_dataset(*train, batch_size=FLAGS.batch_size, shuffle=True,
@@ -149,13 +150,15 @@ def main(_):
         if variant not in VARIANTS:
             raise app.UsageError(f"--variants: unknown variant {variant!r}; choose from "
                                  f"{sorted(VARIANTS)}.")
-        folder = "variant_" + "".join(c if c.isalnum() else "_" for c in variant)
-        entries.append((f"variant {variant}", "capsnet", "S", VARIANTS[variant], folder))
+        folder = "".join(c if c.isalnum() else "_" for c in variant)
+        for kind in ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn:
+            name = f"variant {variant}" if kind == "capsnet" else f"CNN, {variant} backbone"
+            entries.append((name, kind, "S", VARIANTS[variant], f"{kind}_{folder}"))
     rows = []
     for name, kind, size, overrides, folder in entries:
         model_dir = os.path.join(FLAGS.out or "/tmp/mcu_family", folder)
         model = (mcu_capsnet(size, input_shape=shape, **overrides) if kind == "capsnet"
-                 else cnn_like(size, input_shape=shape))
+                 else cnn_like(size, input_shape=shape, **overrides))
         row = {"name": name, "params": int(model.count_params()),
                "flops": int(total_flops(model))}
         if kind == "capsnet":
@@ -166,7 +169,7 @@ def main(_):
                 model, metrics = train_capsnet(size, train, evaluation, model_dir, overrides)
                 row["float_acc"] = keras_accuracy(model, *evaluation)
             else:
-                model, metrics = train_cnn(size, train, evaluation)
+                model, metrics = train_cnn(size, train, evaluation, overrides)
                 row["float_acc"] = metrics["accuracy"]
             row["train_time_s"] = metrics["train_time_s"]
             row["epochs"] = metrics["epochs"]

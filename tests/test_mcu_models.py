@@ -86,6 +86,14 @@ def test_cnn_baseline_matches_the_capsnet_backbone():
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="same length"):
         cnn_baseline((8, 8), (1,))
+    # the twin of a structure variant takes the variant's backbone and head width
+    variant = dict(backbone_filters=(8, 16, 32), num_capsules=6, capsule_dim=6)
+    cnn, caps = cnn_like("S", **variant), mcu_capsnet("S", **variant)
+    for i in (1, 2, 3):
+        assert (cnn.get_layer(f"conv{i}").kernel.shape
+                == caps.get_layer(f"conv{i}").kernel.shape)
+    assert cnn.get_layer("conv4").kernel.shape == (3, 3, 32, 36)
+    assert cnn.count_params() < caps.count_params() < 20_000
 
 
 # ----------------------------------------------------------------------------- reference models

@@ -198,6 +198,25 @@ def test_unmappable_layers_keep_fresh_weights_and_are_reported():
         t, wide)["skipped"]["conv1"]
 
 
+def test_a_student_with_fewer_blocks_transfers_only_the_layers_that_read_the_same_inputs():
+    """M -> S microcontroller CapsNets: conv1-3 correspond; the teacher's primary capsules read
+    conv4, the student's conv3, so they (and the class capsules after them) stay fresh."""
+    from keras_caps.models import mcu_capsnet
+
+    t, s = mcu_capsnet("M", input_shape=(16, 16, 1)), mcu_capsnet("S", input_shape=(16, 16, 1))
+    before = s.get_layer("primary_caps").get_weights()
+    report = init_student_from_teacher(t, s)
+    assert report["sliced"] == ["conv1", "bn1", "conv2", "bn2", "conv3"]
+    assert "reads ['relu3'] where the teacher's reads ['relu4']" in report["skipped"][
+        "primary_caps"]
+    assert "class_caps" in report["skipped"]
+    for a, b in zip(before, s.get_layer("primary_caps").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    kernel = t.get_layer("conv1").get_weights()[0][..., report["layers"]["conv1"][
+        "kept_channels"]]
+    np.testing.assert_array_equal(s.get_layer("conv1").get_weights()[0], kernel)
+
+
 def test_replace_head_keeps_every_other_weight_exactly():
     t = _known_teacher()
     new = replace_head(t, 4)

@@ -79,13 +79,16 @@ def cnn_baseline(backbone_filters=(16, 32, 64), backbone_strides=(1, 2, 2), head
     return keras.Model(image, probs, name=name)
 
 
-def cnn_like(size, input_shape=(28, 28, 1), num_classes=10):
+def cnn_like(size, input_shape=(28, 28, 1), num_classes=10, **overrides):
     """The `cnn_baseline` with the backbone and primary-conv channels of `mcu_capsnet(size)`.
 
     Args:
         size: "S", "M" or "L", a key of `MCU_SIZES` (case-insensitive).
         input_shape: (H, W, C) of the images. Defaults to (28, 28, 1).
         num_classes: int, the classes. Defaults to 10.
+        **overrides: the `mcu_capsnet(size, **overrides)` structure keys that shape the CNN
+            (backbone_filters, backbone_strides, num_capsules, capsule_dim): the twin of a
+            variant; other keys are ignored (they only change the capsule layers).
     Returns:
         An uncompiled `keras.Model` named "cnn_like_<size>": image -> probabilities
         (B, num_classes).
@@ -103,7 +106,9 @@ def cnn_like(size, input_shape=(28, 28, 1), num_classes=10):
     """
     from keras_caps.models.mcu_capsnet import MCU_SIZES
 
-    spec = MCU_SIZES[str(size).upper()]
+    spec = dict(MCU_SIZES[str(size).upper()])
+    spec.update({k: v for k, v in overrides.items() if k in (
+        "backbone_filters", "backbone_strides", "num_capsules", "capsule_dim")})
     return cnn_baseline(spec["backbone_filters"], spec["backbone_strides"],
                         head_filters=spec["num_capsules"] * spec["capsule_dim"],
                         input_shape=input_shape, num_classes=num_classes,

@@ -260,6 +260,15 @@ _HANDLERS = (
 )
 
 
+def _sources(layer):
+    """Names of the layers whose outputs `layer` reads (its inbound layers)."""
+    names = []
+    for tensor in keras.tree.flatten(layer.input):
+        history = getattr(tensor, "_keras_history", None)
+        names.append(getattr(getattr(history, "operation", None), "name", None))
+    return names
+
+
 def init_student_from_teacher(teacher, student, importance="l1", fresh=()):
     """Copies the teacher's most important weights into the student, in place.
 
@@ -270,8 +279,9 @@ def init_student_from_teacher(teacher, student, importance="l1", fresh=()):
     (non-shared: row (h * W + w) * T_s + t of the student is row (h * W + w) * T_t +
     types[t] of the teacher, at every position) and their Din entries; class-capsule output
     components -> the decoder's first Dense rows. What cannot be mapped (a different kernel
-    size, a wider student, a different grid or class count, an unmapped input) keeps its fresh
-    initialisation and is reported.
+    size, a wider student, a different grid or class count, an unmapped input, a layer that
+    reads another layer than the teacher's of its name, as the primary capsules of a student
+    with fewer backbone blocks) keeps its fresh initialisation and is reported.
 
     This is also the weight copy of channel pruning (`keras_caps.pruning.prune_model`): there
     the student is the pruned architecture and `importance` marks the kept channels with 1.
@@ -341,6 +351,9 @@ def init_student_from_teacher(teacher, student, importance="l1", fresh=()):
                             f"not a {type(s_layer).__name__}")
             if handler is None:
                 raise _Skip(f"no transfer rule for {type(s_layer).__name__} layers")
+            if _sources(s_layer) != _sources(t_layer):  # e.g. a student with fewer blocks
+                raise _Skip(f"it reads {_sources(s_layer)} where the teacher's reads "
+                            f"{_sources(t_layer)}: its inputs do not correspond")
             same = [w.shape for w in s_layer.weights] == [w.shape for w in t_layer.weights]
             out, info, assignments = handler(s_layer, t_layer, in_map, importance)
         except _Skip as why:
