@@ -116,6 +116,21 @@ def representative_dataset(images, num_examples=200, seed=0):
     return gen
 
 
+def converter_for(form, folder):
+    """A `tf.lite.TFLiteConverter` of the export form `form` (see `export_form`), written as a
+    SavedModel with a static input signature into `folder` (which must outlive the
+    conversion). `model.export` would relax the batch to None, and the converter would then
+    declare wrong shapes for the -1 reshapes that TFLite Micro rejects."""
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(form)
+    spec = tf.TensorSpec(tuple(form.input.shape), tf.float32, name="image")
+    archive.add_endpoint("serve", lambda x: form(x, training=False), input_signature=[spec])
+    archive.write_out(folder, verbose=False)
+    return tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
+
+
 def convert(model, mode="int8", representative_images=None, batch_size=1, squared=True,
             num_calibration=200, verbose=False):
     """Converts a keras_caps model's inference head to TFLite flatbuffer bytes.
@@ -153,14 +168,7 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
     # computes the same on it (docs/fidelity.md); float32 keeps the training graph
     with tempfile.TemporaryDirectory() as tmp, integer_form(mode != "float32"), \
             quiet_fds(not verbose):
-        # a static input signature: `model.export` relaxes the batch to None, and the
-        # converter then declares wrong shapes for the -1 reshapes that TFLite Micro rejects
-        archive = keras.export.ExportArchive()
-        archive.track(form)
-        spec = tf.TensorSpec(tuple(form.input.shape), tf.float32, name="image")
-        archive.add_endpoint("serve", lambda x: form(x, training=False), input_signature=[spec])
-        archive.write_out(tmp, verbose=False)
-        conv = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
+        conv = converter_for(form, tmp)
         if mode != "float32":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
         if mode in ("int8", "int16x8"):

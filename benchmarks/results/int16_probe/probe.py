@@ -48,13 +48,8 @@ def probe_model(name, n, integer):
     print("float", keras_accuracy(model, xt, yt), flush=True)
     form = export.export_form(model)
     with tempfile.TemporaryDirectory() as tmp, integer_form(integer):
-        archive = keras.export.ExportArchive()
-        archive.track(form)
-        spec = tf.TensorSpec(tuple(form.input.shape), tf.float32, name="image")
-        archive.add_endpoint("serve", lambda x: form(x, training=False), input_signature=[spec])
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
-        flatbuffer = int16_converter(converter, export.representative_dataset(train[0], 200))
+        flatbuffer = int16_converter(export.converter_for(form, tmp),
+                                     export.representative_dataset(train[0], 200))
     print("bytes", len(flatbuffer), flush=True)
     for kernels in ("default", "nodelegate", "ref"):
         try:
