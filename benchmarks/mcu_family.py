@@ -142,16 +142,15 @@ def main(_):
         split = "test"
     shape = train[0].shape[1:]
     # (name, kind, size, overrides, folder): the sizes, then the S variants, one path for all.
+    kinds = ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn
     entries = [(f"mcu_capsnet {size}" if kind == "capsnet" else f"CNN, {size} backbone",
-                kind, size, {}, f"{kind}_{size}")
-               for size in FLAGS.sizes
-               for kind in ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn]
+                kind, size, {}, f"{kind}_{size}") for size in FLAGS.sizes for kind in kinds]
     for variant in FLAGS.variants:
         if variant not in VARIANTS:
             raise app.UsageError(f"--variants: unknown variant {variant!r}; choose from "
                                  f"{sorted(VARIANTS)}.")
         folder = "".join(c if c.isalnum() else "_" for c in variant)
-        for kind in ("capsnet",) * FLAGS.capsnet + ("cnn",) * FLAGS.cnn:
+        for kind in kinds:
             name = f"variant {variant}" if kind == "capsnet" else f"CNN, {variant} backbone"
             entries.append((name, kind, "S", VARIANTS[variant], f"{kind}_{folder}"))
     rows = []

@@ -351,9 +351,10 @@ def init_student_from_teacher(teacher, student, importance="l1", fresh=()):
                             f"not a {type(s_layer).__name__}")
             if handler is None:
                 raise _Skip(f"no transfer rule for {type(s_layer).__name__} layers")
-            if _sources(s_layer) != _sources(t_layer):  # e.g. a student with fewer blocks
-                raise _Skip(f"it reads {_sources(s_layer)} where the teacher's reads "
-                            f"{_sources(t_layer)}: its inputs do not correspond")
+            reads, teacher_reads = _sources(s_layer), _sources(t_layer)
+            if reads != teacher_reads:  # e.g. a student with fewer backbone blocks
+                raise _Skip(f"it reads {reads} where the teacher's reads {teacher_reads}: its "
+                            "inputs do not correspond")
             same = [w.shape for w in s_layer.weights] == [w.shape for w in t_layer.weights]
             out, info, assignments = handler(s_layer, t_layer, in_map, importance)
         except _Skip as why:

@@ -85,11 +85,12 @@ def preprocess(config, datasets, seed=0):
     return (xtr, ytr), (xte, yte)
 
 
-def refuse_stream(config):
-    """ConfigError when config.stream is set: for the binaries that need the images in memory."""
+def refuse_stream(config, streamed=False):
+    """ConfigError when config.stream is set (or `streamed`: streamed splits were passed in):
+    for the binaries that need the images in memory."""
     from keras_caps.runs.config import ConfigError
 
-    if getattr(config, "stream", False):
+    if streamed or getattr(config, "stream", False):
         raise ConfigError(
             "--stream is supported by train_capsnet, distill and the pipeline only: this "
             "binary needs the images in memory. Drop --stream (and use --train_examples / --image_size to fit), "
@@ -150,14 +151,12 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
     from keras_caps import data, validation
     from keras_caps.data_sources import StreamedSplit
 
-    if datasets_override is not None and isinstance(datasets_override[0], StreamedSplit):
-        if not stream_ok:  # the pipeline passes its streamed splits to train / distill only
-            refuse_stream(config)
-        return tuple(datasets_override)
-    if getattr(config, "stream", False) and datasets_override is None:
+    # streamed splits passed in (the pipeline's --stream), or --stream loading them here
+    streamed = datasets_override is not None and isinstance(datasets_override[0], StreamedSplit)
+    if streamed or (getattr(config, "stream", False) and datasets_override is None):
         if not stream_ok:
-            refuse_stream(config)
-        return load_streamed(config)
+            refuse_stream(config, streamed)
+        return tuple(datasets_override) if streamed else load_streamed(config)
     options = config.data_options()
 
     def split(name, limit):

@@ -466,11 +466,12 @@ def _streamed_data(config):
     from keras_caps.runs.datasets import load_streamed, stream_sample_size
 
     streamed = load_streamed(config)
+    arrays = (streamed[0].arrays(stream_sample_size(config)), streamed[1].arrays())
     if config.verbose:
         print(f"[pipeline] --stream: training on {len(streamed[0]):,} images from disk; "
-              f"{min(stream_sample_size(config), len(streamed[0])):,} training and "
-              f"{len(streamed[1]):,} evaluation images in memory", flush=True)
-    return (streamed[0].arrays(stream_sample_size(config)), streamed[1].arrays()), streamed
+              f"{len(arrays[0][0]):,} training and {len(arrays[1][0]):,} evaluation images in "
+              "memory", flush=True)
+    return arrays, streamed
 
 
 def _need(results, root, stage):
