@@ -10,10 +10,19 @@ from PIL import Image
 
 from keras_caps import data_sources
 from keras_caps.data.catalog import DataFormatError
-from keras_caps.runs import DistillConfig, PipelineConfig, QuantizeConfig, TrainConfig
+from keras_caps.runs import (
+    DistillConfig,
+    KdStudyConfig,
+    PipelineConfig,
+    PruneConfig,
+    QuantizeConfig,
+    TrainConfig,
+)
 from keras_caps.runs.config import ConfigError
 from keras_caps.runs.distill import distill
+from keras_caps.runs.kd_study import kd_study
 from keras_caps.runs.pipeline import pipeline
+from keras_caps.runs.prune import prune
 from keras_caps.runs.quantize import quantize
 from keras_caps.runs.train import train
 from tests.data_fixtures import write_folder, write_npz
@@ -115,34 +124,79 @@ def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
                                           r"training split in memory"):
         TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}", stream=True,
                     balance="oversample", remove_constant_features=True)
+    only = "--stream is supported by train_capsnet, distill, prune, quantize and the pipeline"
+    with pytest.raises(ConfigError, match=only):  # a study that needs the arrays
+        kd_study(KdStudyConfig(model_dir=str(tmp_path / "kd"), dataset=f"folder:{shapes}",
+                               stream=True))
+    # the pipeline with pruning now streams too: no refusal
+    PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
+                               dataset=f"folder:{shapes}", stream=True)
+
+
+PRUNE_TINY = dict(model="deep_capsnet", num_capsules=4, capsule_dim=2, backbone_filters=["4", "8", "8"],
+                  class_dim=4, decoder="none", epochs=1,
+                  ccm_epochs=1, retrain_epochs=1, batch_size=8, ci_batches=2, ci_batch_size=8,
+                  pruning_ratio=0.25, init_length=0.5, augment_shift=1, verbose=0,
+                  run_eagerly=True)
+
+
+@pytest.mark.slow
+def test_prune_stream_prunes_as_the_in_memory_run(shapes, tmp_path):
+    """prune --stream: base training, CCM, the CI scores over the first batches and the
+    retraining read the folder from disk and give the in-memory run's channels and model."""
+    runs = [prune(PruneConfig(model_dir=str(tmp_path / name), dataset=f"folder:{shapes}",
+                              stream=stream, **PRUNE_TINY), echo=False)
+            for name, stream in (("memory", False), ("stream", True))]
+    in_memory, streamed = runs
+    for layer, scores in in_memory["scores"].items():
+        np.testing.assert_allclose(streamed["scores"][layer], scores, rtol=1e-4, atol=1e-6)
+    assert streamed["pruned"]["kept"] == in_memory["pruned"]["kept"]
+    assert streamed["pruned"]["params"] == in_memory["pruned"]["params"] < \
+        in_memory["base"]["params"]
+    for key in ("accuracy_before_retraining", "best_accuracy", "final_accuracy"):
+        assert streamed["pruned"][key] == pytest.approx(in_memory["pruned"][key]), key
+    for stage in ("base", "ccm"):
+        assert streamed[stage]["accuracy"] == pytest.approx(in_memory[stage]["accuracy"]), stage
+    history = [json.loads((tmp_path / n / "pruned" / "metrics.json").read_text())["history"]
+               for n in ("memory", "stream")]
+    for a, b in zip(*history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_quantize_stream_reads_only_its_slices(shapes, tmp_path):
+    """quantize --stream: the binary decodes only its calibration, search and test slices, so
+    it is the in-memory run."""
     teacher = _teacher(tmp_path)
-    only = "--stream is supported by train_capsnet, distill and the pipeline only"
-    with pytest.raises(ConfigError, match=only):
-        quantize(QuantizeConfig(dataset=f"folder:{shapes}", stream=True, model_path=teacher,
-                                output_dir=str(tmp_path / "q")))
-    with pytest.raises(ConfigError, match=r"--stream: the prune stage reads the whole training "
-                                          r"split in memory.*--pruning_ratio=0"):
-        PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
-                                   dataset=f"folder:{shapes}", stream=True)
+    common = dict(dataset=f"folder:{shapes}", model_path=teacher, preset="none", verbose=0,
+                  approach="A", calibration_batches=1, calibration_batch_size=8,
+                  search_split="test[:3]", test_split="test[3:]", qat_epochs=0, max_bits=8)
+    results = [quantize(QuantizeConfig(output_dir=str(tmp_path / name), stream=stream,
+                                       **common), echo=False)
+               for name, stream in (("memory", False), ("stream", True))]
+    assert results[1]["results"]["A"]["test_accuracy"] == results[0]["results"]["A"][
+        "test_accuracy"]
+    assert results[1]["calibration_images"] == results[0]["calibration_images"] == 8
 
 
 @pytest.mark.slow
 def test_pipeline_stream_trains_from_disk_as_the_in_memory_run(shapes, tmp_path):
-    """The pipeline with --stream (pruning off): teacher and student trained from the folder
-    on disk reach what the in-memory run reaches, and the export, evaluation and report read
-    the in-memory sample and test split (class names from the folder)."""
+    """The pipeline with --stream: teacher, student and pruned student trained from the
+    folder on disk reach what the in-memory run reaches, and the export, evaluation and report
+    read the in-memory sample and test split (class names from the folder)."""
     from tests.test_pipeline import _config
 
     def run(name, **kw):
         config = _config(tmp_path, model_dir=str(tmp_path / name), dataset=f"folder:{shapes}",
-                         pruning_ratio=0.0, stages=["teacher", "student", "prune", "export",
-                                                     "evaluate", "report"], **kw)
+                         pruning_ratio=0.25, stages=["teacher", "student", "prune", "export",
+                                                      "evaluate", "report"], **kw)
         return pipeline(config)
 
     in_memory, streamed = run("memory"), run("stream", stream=True)
-    for stage in ("teacher", "student"):
+    for stage in ("teacher", "student", "prune"):
         assert streamed[stage]["accuracy"] == pytest.approx(in_memory[stage]["accuracy"])
         assert streamed[stage]["params"] == in_memory[stage]["params"]
+    assert not streamed["prune"].get("skipped")
+    assert streamed["prune"]["params"] < streamed["student"]["params"]
     assert streamed["teacher"]["train_examples"] == in_memory["teacher"]["train_examples"] > 20
     history = [json.loads((tmp_path / n / "student" / "metrics.json").read_text())["history"]
                for n in ("memory", "stream")]

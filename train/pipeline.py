@@ -38,8 +38,9 @@ the int8 export calibrates on the same training images, e.g.
     python -m train.pipeline --model_dir=runs/mine --dataset=folder:my_images \
         --image_size=24 --grayscale
 (the quick preset reads at most 20,000 training and 2,000 test images). A folder larger than
-memory: --stream --pruning_ratio=0 trains the teacher and student from disk, batch by batch;
-the later stages read the first 2,000 training images and the test split into memory.
+memory: --stream trains the teacher, the student and the pruned student from disk, batch by
+batch; the quantize, export and evaluate stages read the first 2,000 training images (more
+when calibration or QAT needs them) and the test split into memory.
 
 A stage is marked done (done.json) only when the stages it reads from are done and every
 file it names in its result exists and is not empty; `report` is marked done only when every

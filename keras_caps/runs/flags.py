@@ -126,7 +126,7 @@ def define_data_group():
              "given --teacher must not have been trained on them).")
     _bool(c, "stream", "Read a folder:PATH dataset from disk batch by batch (tf.data) "
           "instead of into memory, for folders larger than memory; train_capsnet, "
-          "distill and the pipeline (with --pruning_ratio=0).")
+          "distill, prune and the pipeline (quantize reads only the slices it uses).")
 
 
 @_group

@@ -26,13 +26,15 @@ def float_batch(images, batch):
 
 
 def accuracy(model, test_data, num_classes, batch_size=256):
-    """Accuracy of a compiled keras_caps model on (images, integer labels), by its own
-    accuracy metric (`keras_caps.training.accuracy_key`)."""
-    from keras_caps import data as data_lib
+    """Accuracy of a compiled keras_caps model on (images, integer labels) or a
+    `StreamedSplit`, by its own accuracy metric (`keras_caps.training.accuracy_key`)."""
+    from keras_caps.data_sources import streamed_errors
     from keras_caps.training import accuracy_key, model_io
+    from keras_caps.training.loop import split_dataset
 
-    ds = data_lib.make_dataset(*test_data, batch_size=batch_size, num_classes=num_classes)
-    results = model.evaluate(ds.map(model_io(model)), verbose=0, return_dict=True)
+    ds = split_dataset(test_data, batch_size=batch_size, num_classes=num_classes)
+    with streamed_errors(test_data):
+        results = model.evaluate(ds.map(model_io(model)), verbose=0, return_dict=True)
     return float(results[accuracy_key(model)])
 
 

@@ -12,11 +12,11 @@ its presets: train/pipeline.py):
     evaluate  LiteRT and TFLite Micro accuracy, latency, arena, agreement, confusion matrices
     report    report.md, summary.md, summary.json and PNGs (keras_caps.runs.pipeline_report)
 
-With --stream (a folder:PATH dataset larger than memory) the teacher and student stages
-train from disk (`keras_caps.data_sources.StreamedSplit`); the stages after them read the first
+With --stream (a folder:PATH dataset larger than memory) the teacher, student and prune
+stages train from disk (`keras_caps.data_sources.StreamedSplit`: training, CCM, CI scores and
+retraining batch by batch); the stages after them read the first
 `datasets.stream_sample_size` training images (int8 and PoT calibration, QAT) and the test split
-(bound it with --test_examples) into memory. The prune stage needs the training split in
-memory, so --stream takes --pruning_ratio=0 (the cpu preset's default).
+(bound it with --test_examples) into memory.
 
 A stage is marked done only when the stages it reads from are done and every file its result
 names exists and is not empty; `report` only when every other stage is. A rerun skips done
@@ -90,11 +90,6 @@ class PipelineOptions(Config):
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise ConfigError(f"unknown --stages {unknown}; choose from {list(STAGES)}.")
-        if getattr(self, "stream", False) and self.pruning_ratio and "prune" in self.stages:
-            raise ConfigError(
-                "--stream: the prune stage reads the whole training split in memory (channel "
-                "importance, retraining); pass --pruning_ratio=0 (the cpu preset's default) to "
-                "stream the training from disk, or drop --stream.")
         if self.teacher:
             from keras_caps.runs.models import model_file
 
@@ -267,9 +262,11 @@ def stage_student(config, out, data, teacher, training=None):
             "label": f"student ({name}), {recipe} (float32)", **classifier_stats(path)}
 
 
-def stage_prune(config, out, data, student):
-    """`prune` of the student in `out` (a fresh ClassCaps). With --pruning_ratio=0 the student
-    passes through unchanged (its model, accuracy and sizes; "skipped": True)."""
+def stage_prune(config, out, data, student, training=None):
+    """`prune` of the student in `out` (a fresh ClassCaps) on `training` (default: data; the
+    streamed splits with --stream: CCM, CI scores and retraining read the folder from disk).
+    With --pruning_ratio=0 the student passes through unchanged (its model, accuracy and
+    sizes; "skipped": True)."""
     from keras_caps.runs.measure import classifier_stats
     from keras_caps.runs.prune import prune
 
@@ -279,7 +276,8 @@ def stage_prune(config, out, data, student):
                 "label": "student, not pruned (--pruning_ratio=0) (float32)"}
     t0 = time.perf_counter()
     metrics = prune(PruneConfig.from_config(config, model_dir=out, base_model=student["model"],
-                                            class_caps="fresh"), datasets_override=data,
+                                            class_caps="fresh"),
+                    datasets_override=training or data,
                     echo=config.verbose >= 2)
     path = metrics["pruned"]["best_model"]
     return {"model": path, "accuracy": metrics["pruned"]["best_accuracy"],
@@ -433,7 +431,7 @@ def _run_stages(config, root, datasets_override):
         elif stage == "student":
             result = stage_student(config, out, data, _need(results, root, "teacher"), training)
         elif stage == "prune":
-            result = stage_prune(config, out, data, _need(results, root, "student"))
+            result = stage_prune(config, out, data, _need(results, root, "student"), training)
         elif stage == "quantize":
             result = stage_quantize(config, out, data, _need(results, root, "prune"))
         elif stage == "export":

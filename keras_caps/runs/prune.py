@@ -143,6 +143,7 @@ def train_ccm(config, datasets, base_path, out_dir):
     from keras_caps.io_utils import save_model
     from keras_caps.pruning import CCMTrainer
     from keras_caps.runs import optimization
+    from keras_caps.training.loop import num_examples
 
     run_config = dataclasses.replace(config, epochs=config.ccm_epochs)
     batch_policy = optimization.batch_policy(run_config)
@@ -150,7 +151,8 @@ def train_ccm(config, datasets, base_path, out_dir):
     def build():
         trainer = CCMTrainer(load_capsnet(base_path), alpha=config.ccm_alpha,
                              reduction=config.ccm_reduction)
-        optimizer = optimization.make_optimizer(run_config, len(datasets[0][0]), batch_policy)
+        optimizer = optimization.make_optimizer(run_config, num_examples(datasets[0]),
+                                                batch_policy)
         return compiled(config, trainer, optimizer)
 
     metrics = fit(config, build, datasets, out_dir, config.ccm_epochs, batch_policy)
@@ -161,10 +163,12 @@ def train_ccm(config, datasets, base_path, out_dir):
 
 def channel_scores(config, model_path, train_data, out_path):
     """Stage 3: CHIP CI scores {layer: (channels,)} of the model at `model_path` over
-    config.ci_batches (0: all) batches of config.ci_batch_size training images, cached in
+    config.ci_batches (0: all) batches of config.ci_batch_size training images (the first
+    ones, unshuffled; `train_data` arrays or a `StreamedSplit` read from disk), cached in
     `out_path` (reused while it names the same model)."""
     import numpy as np
 
+    from keras_caps.data_sources import StreamedSplit, streamed_errors
     from keras_caps.io_utils import write_json
     from keras_caps.pruning import chip_scores
 
@@ -174,8 +178,11 @@ def channel_scores(config, model_path, train_data, out_path):
         if cached.get("model") == os.path.abspath(model_path):
             return {k: np.asarray(v) for k, v in cached["scores"].items()}
     num_batches = config.ci_batches or None
-    scores = chip_scores(load_capsnet(model_path), train_data[0], num_batches=num_batches,
-                         batch_size=config.ci_batch_size)
+    images = (train_data.dataset(batch_size=config.ci_batch_size)
+              if isinstance(train_data, StreamedSplit) else train_data[0])
+    with streamed_errors(train_data):
+        scores = chip_scores(load_capsnet(model_path), images, num_batches=num_batches,
+                             batch_size=config.ci_batch_size)
     write_json(out_path, {"model": os.path.abspath(model_path), "num_batches": num_batches,
                           "batch_size": config.ci_batch_size,
                           "scores": {k: v.tolist() for k, v in scores.items()}})
@@ -187,7 +194,8 @@ def prune_and_retrain(config, datasets, model_path, scores, ratio, out_dir, call
 
     Args:
         config: a PruneConfig (class_caps, intermediate_caps, retrain_epochs, training).
-        datasets: ((x_train, y_train), (x_test, y_test)).
+        datasets: ((x_train, y_train), (x_test, y_test)), either split possibly a
+            `StreamedSplit` (read from disk).
         model_path: the scored (CCM-retrained) parent.
         scores: its CI scores (`channel_scores`).
         ratio: the pruning ratio.
@@ -201,6 +209,7 @@ def prune_and_retrain(config, datasets, model_path, scores, ratio, out_dir, call
     from keras_caps.runs import datasets as datasets_lib
     from keras_caps.runs import optimization
     from keras_caps.runs.measure import accuracy, model_stats
+    from keras_caps.training.loop import num_examples
 
     source = load_capsnet(model_path)
     kept = select_channels(scores, ratio, architecture(source)["capsule_dim"])
@@ -218,9 +227,11 @@ def prune_and_retrain(config, datasets, model_path, scores, ratio, out_dir, call
             # a fresh ClassCaps starts saturated like any fresh model (train's --init_length)
             from keras_caps.training.length_init import calibrate_capsule_lengths
 
-            calibrate_capsule_lengths(pruned, datasets[0][0], layer_names=["class_caps"],
+            calibrate_capsule_lengths(pruned, datasets_lib.head_images(datasets[0]),
+                                      layer_names=["class_caps"],
                                       target_length=config.init_length)
-        optimizer = optimization.make_optimizer(run_config, len(datasets[0][0]), batch_policy)
+        optimizer = optimization.make_optimizer(run_config, num_examples(datasets[0]),
+                                                batch_policy)
         return compiled(config, pruned, optimizer)
 
     before = build()  # the model fit_capsnet trains (same seed) unless it resumes
@@ -260,7 +271,7 @@ def prepare(config, datasets):
         base_path = config.base_model
         base = load_capsnet(base_path)
         check_loaded_model(base, base_path, "base_model", config.dataset,
-                           datasets_lib.image_shape_of(datasets[1][0]), num_classes)
+                           datasets_lib.split_shape(datasets[1]), num_classes)
         base = compile_capsnet(base)
         base_accuracy = accuracy(base, datasets[1], num_classes)
     else:
@@ -364,7 +375,10 @@ def prune(config, datasets_override=None, echo=True):
 
     Args:
         config: a PruneConfig.
-        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading,
+            or two `StreamedSplit`s (the pipeline's --stream); with config.stream the folder
+            is streamed from disk (base, CCM and retraining batch by batch, CI scores over
+            the first ci_batches batches).
         echo: also print report.md (the pipeline prints it only with --verbose=2).
     Returns:
         {"base", "ccm", "pruned", "pruning_ratio", "params_reduction", "flops_reduction",
@@ -376,7 +390,7 @@ def prune(config, datasets_override=None, echo=True):
     from keras_caps.runs.datasets import load_datasets
 
     keras.utils.set_random_seed(config.seed)
-    datasets = load_datasets(config, datasets_override, seed=config.seed)
+    datasets = load_datasets(config, datasets_override, seed=config.seed, stream_ok=True)
     out = config.model_dir
     prep = prepare(config, datasets)
     result = prune_and_retrain(config, datasets, prep["ccm_path"], prep["scores"],

@@ -108,10 +108,11 @@ def load_model(path):
 
 
 def _split(config, split):
+    """One split string's images in [0, 1] and labels. Only the slice is read (a folder
+    decodes just those files), so --stream needs nothing more here: the binary holds the
+    calibration, search, test and QAT slices, never the whole training split."""
     from keras_caps import data
-    from keras_caps.runs.datasets import refuse_stream
 
-    refuse_stream(config)
     x, y = data.load_arrays(config.dataset, split, data_dir=config.data_dir,
                             source=config.data_source, **config.data_options())
     return data.normalize(x), y

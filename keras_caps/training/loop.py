@@ -74,6 +74,19 @@ def num_examples(split):
     return len(split) if isinstance(split, StreamedSplit) else len(split[0])
 
 
+def split_dataset(split, batch_size, num_classes, **kwargs):
+    """tf.data of (x float32 (B, H, W, C), y one-hot (B, K)) batches of an (images, labels)
+    split (`keras_caps.data.make_dataset`) or a `StreamedSplit` (read from disk), with the
+    same shuffling, shifts and scaling; kwargs: shuffle, augment_shift, seed.
+
+    Example:
+        >>> ds = split_dataset((images, labels), batch_size=64, num_classes=10)  # doctest: +SKIP
+    """
+    if isinstance(split, StreamedSplit):
+        return split.dataset(batch_size=batch_size, num_classes=num_classes, **kwargs)
+    return data_lib.make_dataset(*split, batch_size=batch_size, num_classes=num_classes, **kwargs)
+
+
 def _fingerprint(train_data, val_data):
     """The run's data identity: `data_fingerprint` of arrays (unchanged, so runs resume), the
     file lists of streamed splits."""
@@ -372,10 +385,7 @@ def _fit_epochs(build_model, target, train_data, val_data, model_dir, epochs, ba
     tensorboard = keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))
 
     def dataset(data, **kwargs):
-        if isinstance(data, StreamedSplit):
-            ds = data.dataset(num_classes=spec.num_classes, **kwargs)
-        else:
-            ds = data_lib.make_dataset(*data, num_classes=spec.num_classes, **kwargs)
+        ds = split_dataset(data, num_classes=spec.num_classes, **kwargs)
         return ds.map(spec.model_io) if spec.model_io is not None else ds
 
     val_ds = dataset(val_data, batch_size=max(batch_of(0), 64), shuffle=False)
