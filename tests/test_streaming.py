@@ -124,7 +124,8 @@ def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
                                           r"training split in memory"):
         TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}", stream=True,
                     balance="oversample", remove_constant_features=True)
-    only = "--stream is supported by train_capsnet, distill, prune, quantize and the pipeline"
+    only = ("--stream is supported by train_capsnet, distill, finetune, prune, quantize and the "
+            "pipeline only")
     with pytest.raises(ConfigError, match=only):  # a study that needs the arrays
         kd_study(KdStudyConfig(model_dir=str(tmp_path / "kd"), dataset=f"folder:{shapes}",
                                stream=True))
@@ -238,3 +239,26 @@ def test_a_bad_file_met_while_streaming_is_named(shapes, tmp_path):
     metrics = train(TrainConfig(model_dir=str(tmp_path / "r3"), dataset=f"folder:{odd}",
                                 stream=True, image_size="16", **config))
     assert metrics["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_finetune_stream_fine_tunes_as_the_in_memory_run(shapes, tmp_path):
+    """finetune --stream: a pretrained CapsNet gets a new 3-class head and is fine-tuned from
+    the folder on disk, as from the arrays."""
+    from keras_caps.io_utils import save_model
+    from keras_caps.models import capsnet
+    from keras_caps.runs import FinetuneConfig
+    from keras_caps.runs.finetune import finetune
+
+    pretrained = str(tmp_path / "pretrained.keras")
+    save_model(capsnet(input_shape=(16, 16, 1), conv_filters=8, conv_kernel=3, num_classes=5,
+                       primary_capsules=4, primary_dim=4, primary_kernel=3, class_dim=6,
+                       decoder=None), pretrained)
+    common = dict(dataset=f"folder:{shapes}", pretrained=pretrained, epochs=2, batch_size=8,
+                  verbose=0, unfreeze_schedule="auto", augment_shift=1)
+    runs = [finetune(FinetuneConfig(model_dir=str(tmp_path / name), stream=stream, **common))
+            for name, stream in (("memory", False), ("stream", True))]
+    assert runs[1]["head_replaced"] and runs[1]["num_classes"] == 3
+    for a, b in zip(runs[1]["history"], runs[0]["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert runs[1]["test_accuracy"] == pytest.approx(runs[0]["test_accuracy"])

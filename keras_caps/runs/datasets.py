@@ -92,8 +92,8 @@ def refuse_stream(config, streamed=False):
 
     if streamed or getattr(config, "stream", False):
         raise ConfigError(
-            "--stream is supported by train_capsnet, distill, prune, quantize and the "
-            "pipeline only: this "
+            "--stream is supported by train_capsnet, distill, finetune, prune, quantize and "
+            "the pipeline only: this "
             "binary needs the images in memory. Drop --stream (and use --train_examples / --image_size to fit), "
             "or train the model with train_capsnet / distill --stream and pass it on.")
 

@@ -127,6 +127,7 @@ def finetune(config, datasets_override=None):
     from keras_caps.io_utils import write_json
     from keras_caps.runs import datasets, models, optimization
     from keras_caps.training import fit_capsnet
+    from keras_caps.training.loop import num_examples
     from keras_caps.training.transfer import (
         GradualUnfreezing,
         replace_head,
@@ -146,7 +147,8 @@ def finetune(config, datasets_override=None):
     keras.utils.set_random_seed(config.seed)
     num_classes = config.num_classes or datasets.dataset_info(config).num_classes
     train_data, test_data = datasets.load_datasets(config, datasets_override, num_classes,
-                                                   "; set --num_classes", seed=config.seed)
+                                                   "; set --num_classes", seed=config.seed,
+                                                   stream_ok=True)
     batch_policy = optimization.batch_policy(config)
     pretrained = validation.load_keras_model(config.pretrained, "--pretrained", compile=False)
     try:
@@ -155,7 +157,7 @@ def finetune(config, datasets_override=None):
         raise ValueError(f"--pretrained {config.pretrained!r} is not a keras_caps CapsNet "
                          "(no 'length' layer).") from err
     models.check_loaded_model(pretrained, config.pretrained, "pretrained", config.dataset,
-                              datasets.image_shape_of(train_data[0]))
+                              datasets.split_shape(train_data))
     del pretrained
     new_head = old_classes != num_classes or bool(config.head_class_dim)
 
@@ -169,7 +171,8 @@ def finetune(config, datasets_override=None):
         if schedule is not None and (config.lr_policy == "fixed" or staged_fixed_lr):
             optimizer = schedules.make_optimizer(config.optimizer, config.learning_rate)
         else:
-            optimizer = optimization.make_optimizer(config, len(train_data[0]), batch_policy)
+            optimizer = optimization.make_optimizer(config, num_examples(train_data),
+                                                    batch_policy)
         return compile_for_finetune(model, optimizer, config.finetune_loss, config.recon_weight)
 
     callbacks = []

@@ -126,7 +126,8 @@ def define_data_group():
              "given --teacher must not have been trained on them).")
     _bool(c, "stream", "Read a folder:PATH dataset from disk batch by batch (tf.data) "
           "instead of into memory, for folders larger than memory; train_capsnet, "
-          "distill, prune and the pipeline (quantize reads only the slices it uses).")
+          "distill, finetune, prune and the pipeline (quantize reads only the slices it "
+          "uses).")
 
 
 @_group
