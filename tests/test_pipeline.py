@@ -147,12 +147,13 @@ def test_pruning_ratio_zero_passes_the_student_through_to_export(tmp_path):
     assert PipelineConfig.from_preset("cpu", model_dir="unused").pruning_ratio == 0.0
 
 
-def test_cpu_preset_reads_every_image_and_trains_the_s_student_from_scratch():
+def test_cpu_preset_reads_every_image_and_trains_the_s_student_from_the_teacher_channels():
     cpu = PipelineConfig.from_preset("cpu", model_dir="unused")
     assert (cpu.train_examples, cpu.test_examples, cpu.tflite_examples) == (None, None, None)
     assert (cpu.model, cpu.mcu_size, cpu.student_model, cpu.student_mcu_size) == (
         "mcu_capsnet", "M", "mcu_capsnet", "S")
     assert cpu.alpha == 0.0 and cpu.student_epochs == 30 and cpu.augment_shift == 2
+    assert cpu.transfer_init and not PipelineConfig.from_preset("quick", model_dir="u").transfer_init
     with_teacher = PipelineConfig.from_preset("cpu", model_dir="unused",
                                               teacher="pretrained:fashion_mnist_mcu_m")
     assert with_teacher.teacher == "pretrained:fashion_mnist_mcu_m"

@@ -14,7 +14,8 @@ Stages (each writes its artifacts under --model_dir/<stage>/ and a done.json whe
               -> teacher/best.keras; with --teacher=MODEL.keras or pretrained:NAME the given
               model is copied there and scored instead of training one
     student   quick: distillation into the S microcontroller CapsNet; cpu: the S CapsNet
-              trained on the labels alone (alpha 0: KD cost it 1 point at convergence); full:
+              initialised from the teacher's conv1-3 (transfer, +0.5 points) and trained on
+              the labels alone (alpha 0: KD cost it 1 point at convergence); full:
               transfer (the teacher's most important channels) + distillation into the small
               weight-shared student -> student/best.keras
     prune     CCM retraining, CHIP scores, pruning at --pruning_ratio, retraining
