@@ -12,19 +12,23 @@ from keras_caps import data_sources
 from keras_caps.data.catalog import DataFormatError
 from keras_caps.runs import (
     DistillConfig,
+    FastrcapsStudyConfig,
     KdStudyConfig,
     PipelineConfig,
     PruneConfig,
     QuantizeConfig,
     TrainConfig,
+    VanishingConfig,
 )
 from keras_caps.runs.config import ConfigError
 from keras_caps.runs.distill import distill
+from keras_caps.runs.fastrcaps_study import fastrcaps_study
 from keras_caps.runs.kd_study import kd_study
 from keras_caps.runs.pipeline import pipeline
 from keras_caps.runs.prune import prune
 from keras_caps.runs.quantize import quantize
 from keras_caps.runs.train import train
+from keras_caps.runs.vanishing_study import vanishing_study
 from tests.data_fixtures import write_folder, write_npz
 
 TINY = dict(conv_filters=8, conv_kernel=3, primary_capsules=4, primary_dim=4, primary_kernel=3,
@@ -124,11 +128,13 @@ def test_stream_refuses_what_it_cannot_do(shapes, tmp_path):
                                           r"training split in memory"):
         TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}", stream=True,
                     balance="oversample", remove_constant_features=True)
-    only = ("--stream is supported by train_capsnet, distill, finetune, prune, quantize and the "
-            "pipeline only")
-    with pytest.raises(ConfigError, match=only):  # a study that needs the arrays
-        kd_study(KdStudyConfig(model_dir=str(tmp_path / "kd"), dataset=f"folder:{shapes}",
-                               stream=True))
+    # a library caller that needs arrays (stream_ok not given) is told what to do
+    from keras_caps.runs.datasets import load_datasets
+
+    with pytest.raises(ConfigError, match=r"--stream .* was given to a run that needs the images "
+                                          r"in memory.*stream_ok=True"):
+        load_datasets(TrainConfig(model_dir=str(tmp_path / "r"), dataset=f"folder:{shapes}",
+                                  stream=True))
     # the pipeline with pruning now streams too: no refusal
     PipelineConfig.from_preset("quick", model_dir=str(tmp_path / "p"),
                                dataset=f"folder:{shapes}", stream=True)
@@ -262,3 +268,88 @@ def test_finetune_stream_fine_tunes_as_the_in_memory_run(shapes, tmp_path):
     for a, b in zip(runs[1]["history"], runs[0]["history"]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
     assert runs[1]["test_accuracy"] == pytest.approx(runs[0]["test_accuracy"])
+
+
+STUDY_MODEL = dict(conv_filters=8, conv_kernel=3, primary_capsules=4, primary_dim=4,
+                   primary_kernel=3, class_dim=6, decoder="none", batch_size=8, verbose=0,
+                   augment_shift=1, train_examples=None, test_examples=None)
+
+
+def _both(shapes, tmp_path, make, run):
+    """run(make(model_dir, stream)) in memory and streamed from the folder."""
+    return [run(make(str(tmp_path / name), stream))
+            for name, stream in (("memory", False), ("stream", True))]
+
+
+@pytest.mark.slow
+def test_kd_study_stream_trains_every_arm_from_disk_as_in_memory(shapes, tmp_path):
+    """kd_study --stream: the teacher, the baseline (with the distilled arms' capsule-length
+    init) and the KD arm train from disk; the latency and int8 rows read the decoded test
+    split; every row matches the in-memory study."""
+    def make(model_dir, stream):
+        values = dict(KdStudyConfig.PRESETS["quick"])
+        values.update(STUDY_MODEL, model_dir=model_dir, dataset=f"folder:{shapes}",
+                      stream=stream, teacher_epochs=1, epochs=1, kd_methods=["baseline", "kd"],
+                      student_conv_filters=4, student_primary_capsules=2,
+                      student_primary_dim=4, student_class_dim=4, student_init_length=0.5,
+                      latency_batch=4, latency_repeats=1)
+        return KdStudyConfig(**values)
+
+    in_memory, streamed = _both(shapes, tmp_path, make, kd_study)
+    assert [r["method"] for r in streamed["rows"]] == ["teacher", "baseline", "kd"]
+    assert streamed["train_examples"] == in_memory["train_examples"] == 30
+    assert streamed["test_examples"] == in_memory["test_examples"] == 6
+    for a, b in zip(streamed["rows"], in_memory["rows"]):
+        for key in ("test_accuracy", "final_loss", "int8_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), (a["method"], key)
+        assert a["params"] == b["params"] and a["int8_bytes"] > 0
+    # the baseline starts from the same calibrated student as the distilled arm
+    for run in ("memory", "stream"):
+        for arm in ("baseline", "kd"):
+            lengths = json.loads((tmp_path / run / f"{arm}_b8_fixed" /
+                                  "init_lengths.json").read_text())
+            assert lengths["class_caps"]["length_after"] == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.slow
+def test_fastrcaps_study_stream_trains_every_policy_from_disk_as_in_memory(shapes, tmp_path):
+    def make(model_dir, stream):
+        values = dict(FastrcapsStudyConfig.PRESETS["quick"])
+        values.update(STUDY_MODEL, model_dir=model_dir, dataset=f"folder:{shapes}",
+                      stream=stream, epochs=2, batch_warmup_size=4, batch_warmup_epochs=1,
+                      batch_exponent=3, policies=["fixed", "warmadabatch"])
+        return FastrcapsStudyConfig(**values)
+
+    in_memory, streamed = _both(shapes, tmp_path, make, fastrcaps_study)
+    assert streamed["train_examples"] == in_memory["train_examples"] == 30
+    for policy, curve in in_memory["curves"].items():
+        assert streamed["curves"][policy] == pytest.approx(curve), policy
+    assert "30 training / 6 test" in (tmp_path / "stream" / "study.md").read_text()
+
+
+@pytest.mark.slow
+def test_vanishing_study_stream_trains_prunes_and_grafts_from_disk_as_in_memory(shapes,
+                                                                                 tmp_path):
+    """vanishing_study --stream: (a) base, CCM, CI scores and the pruned retraining, (b) the
+    deep model and the calibrated graft read the folder from disk; the dead-capsule counts
+    read the first test batches; the tables match the in-memory study."""
+    def make(model_dir, stream):
+        return VanishingConfig(
+            model_dir=model_dir, dataset=f"folder:{shapes}", stream=stream, preset="none",
+            model="deep_capsnet", num_capsules=4, capsule_dim=2,
+            backbone_filters=["4", "8", "8"], class_dim=4, decoder="none", epochs=1,
+            ccm_epochs=1, retrain_epochs=1, batch_size=8, ci_batches=1, ci_batch_size=4,
+            dead_batches=1, pruning_ratios=["0", "0.25"], recovery_ratios=["0.25"],
+            max_intermediate=1, collapse_accuracy=1.0, init_std=0.5, verbose=0,
+            run_eagerly=True)
+
+    in_memory, streamed = _both(shapes, tmp_path, make, vanishing_study)
+    for a, b in zip(streamed["ratios"], in_memory["ratios"]):
+        assert a["accuracy"] == pytest.approx(b["accuracy"]) and a["params"] == b["params"]
+    assert [(r["num_intermediate"], r["pr"]) for r in streamed["depth"]] == [(1, 0.0), (1, 0.25)]
+    for a, b in zip(streamed["depth"], in_memory["depth"]):
+        assert a["best_accuracy"] == pytest.approx(b["best_accuracy"])
+        assert a["dead"] == pytest.approx(b["dead"])
+    graft = streamed["depth"][1]["graft_lengths"]
+    assert graft["class_caps"]["length_after"] == pytest.approx(
+        in_memory["depth"][1]["graft_lengths"]["class_caps"]["length_after"])

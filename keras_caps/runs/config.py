@@ -159,8 +159,9 @@ class DataConfig(Config):
     remove_constant_features; data_dir; data_source ("auto", "idx", "tfds");
     train_examples / test_examples (the first N); validation_examples (the last N training
     examples held out and evaluated instead of the test split); stream (a folder: dataset read
-    from disk per batch instead of into memory; train_capsnet, distill, finetune, prune
-    and the pipeline; quantize reads only the slices it uses).
+    from disk per batch instead of into memory; every train/ binary and the pipeline;
+    quantize reads only the slices it uses, the studies and the pipeline decode the test
+    split for what they measure).
     """
 
     dataset: str = "fashion_mnist"

@@ -92,10 +92,10 @@ def refuse_stream(config, streamed=False):
 
     if streamed or getattr(config, "stream", False):
         raise ConfigError(
-            "--stream is supported by train_capsnet, distill, finetune, prune, quantize and "
-            "the pipeline only: this "
-            "binary needs the images in memory. Drop --stream (and use --train_examples / --image_size to fit), "
-            "or train the model with train_capsnet / distill --stream and pass it on.")
+            "--stream (StreamedSplits read from disk) was given to a run that needs the images "
+            "in memory. Every train/ binary and the pipeline take --stream; from Python, pass "
+            "stream_ok=True to load_datasets where the caller trains on StreamedSplits, or "
+            "drop --stream (and use --train_examples / --image_size to fit).")
 
 
 def load_streamed(config):
@@ -118,6 +118,25 @@ def load_streamed(config):
         raise ValueError(f"--validation_examples={n} must lie in (0, {len(train)}): the number "
                          "of training examples held out for evaluation (see --train_examples).")
     return train.take(slice(None, len(train) - n)), train.take(slice(len(train) - n, None))
+
+
+def in_memory(datasets, train_images=2000):
+    """The arrays a run measures on, beside the splits it trains on.
+
+    For (train, evaluation) `StreamedSplit`s (a --stream run): the first `train_images`
+    training images and the whole evaluation split decoded into memory (bound the latter with
+    --test_examples); for arrays: `datasets` as they are.
+
+    Example:
+        >>> training = load_datasets(config, stream_ok=True)  # doctest: +SKIP
+        >>> (x_head, y_head), (x_eval, y_eval) = in_memory(training, 500)  # doctest: +SKIP
+    """
+    from keras_caps.data_sources import StreamedSplit
+
+    train, evaluation = datasets
+    if not isinstance(train, StreamedSplit):
+        return datasets
+    return train.arrays(train_images), evaluation.arrays()
 
 
 def stream_sample_size(config):
@@ -179,5 +198,5 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
 
 
 __all__ = ["class_names", "dataset_info", "evaluation_split", "head_images", "image_shape_of",
-           "load_datasets", "load_streamed", "preprocess", "refuse_stream", "split_shape",
+           "in_memory", "load_datasets", "load_streamed", "preprocess", "refuse_stream", "split_shape",
            "stream_sample_size", "validation_split"]

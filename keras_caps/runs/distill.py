@@ -117,6 +117,43 @@ def _teacher_layer(teacher, name):
         return None
 
 
+def initial_student(config, teacher, num_classes, train_data, transfer, importance="l1"):
+    """The student before training: `build_student`, then with `transfer` its layers
+    initialised from `teacher` (`init_student_from_teacher`; report in
+    <model_dir>/transfer_report.json), then with config.student_init_length its fresh capsule
+    layers calibrated on the first 256 training images (<model_dir>/init_lengths.json). One
+    recipe for every student, distilled (`distill`) or not (the kd_study's baseline and tl).
+
+    Args:
+        config: a DistillConfig (student fields, student_init_length, model_dir, verbose).
+        teacher: the teacher model.
+        num_classes: J.
+        train_data: the training split, arrays or a `StreamedSplit`.
+        transfer: initialise from the teacher.
+        importance: channel importance for the transfer's slicing ("l1": L1 norms, or
+            {layer name: scores}).
+    Returns:
+        The uncompiled student.
+    """
+    from keras_caps.io_utils import write_json
+    from keras_caps.runs.datasets import head_images
+    from keras_caps.training.length_init import calibrate_capsule_lengths
+    from keras_caps.training.transfer import init_student_from_teacher
+
+    student = build_student(config, teacher, num_classes)
+    if transfer:
+        report = init_student_from_teacher(teacher, student, importance=importance)
+        write_json(os.path.join(config.model_dir, "transfer_report.json"), report)
+        if config.verbose:
+            print(f"transfer_init: sliced {report['sliced']}, copied {report['copied']}, "
+                  f"skipped {report['skipped']}")
+    if config.student_init_length:
+        write_json(os.path.join(config.model_dir, "init_lengths.json"),
+                   calibrate_capsule_lengths(student, head_images(train_data),
+                                             target_length=config.student_init_length))
+    return student
+
+
 def build_student(config, teacher, num_classes):
     """The student of a StudentConfig: a capsnet with unset kernel sizes and routings taken
     from `teacher` (or, without those layers, from the config's model fields), or an
@@ -187,8 +224,6 @@ def distill(config, datasets_override=None):
     from keras_caps.io_utils import write_json
     from keras_caps.runs import datasets, models, optimization
     from keras_caps.training.distillation import Distiller, fit_distiller
-    from keras_caps.training.length_init import calibrate_capsule_lengths
-    from keras_caps.training.transfer import init_student_from_teacher
 
     if config.teacher.startswith(models.PRETRAINED_PREFIX):  # a shipped reference model
         config = dataclasses.replace(config, teacher=models.model_file(config.teacher, "teacher"))
@@ -215,17 +250,8 @@ def distill(config, datasets_override=None):
         teacher = validation.check_capsnet(
             validation.load_keras_model(config.teacher, "--teacher", compile=False),
             f"--teacher {config.teacher!r}")
-        student = build_student(config, teacher, num_classes)
-        if config.transfer_init:
-            report = init_student_from_teacher(teacher, student, importance=importance)
-            write_json(report_path, report)
-            if config.verbose:
-                print(f"transfer_init: sliced {report['sliced']}, copied {report['copied']}, "
-                      f"skipped {report['skipped']}")
-        if config.student_init_length:
-            write_json(os.path.join(config.model_dir, "init_lengths.json"),
-                       calibrate_capsule_lengths(student, datasets.head_images(train_data),
-                                                 target_length=config.student_init_length))
+        student = initial_student(config, teacher, num_classes, train_data,
+                                  config.transfer_init, importance)
         distiller = Distiller(
             teacher, student, temperature=config.temperature, alpha=config.alpha,
             beta=config.beta, task_loss=config.task_loss,
@@ -258,4 +284,4 @@ def distill(config, datasets_override=None):
 
 
 __all__ = ["DISTILLATION_FIELDS", "STUDENT_FIELDS", "DistillConfig", "DistillOptions",
-           "StudentConfig", "build_student", "distill", "student_fields"]
+           "StudentConfig", "build_student", "distill", "initial_student", "student_fields"]

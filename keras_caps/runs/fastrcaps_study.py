@@ -92,7 +92,9 @@ def fastrcaps_study(config, datasets_override=None):
 
     Args:
         config: a FastrcapsStudyConfig.
-        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays (or two
+            `StreamedSplit`s) instead of loading. With --stream every policy trains from
+            disk (nothing is held in memory).
     Returns:
         {"rows": [...], "baseline_max_accuracy", "curves": {policy: accuracies},
          "preset", "dataset", "train_examples", "epochs"}.
@@ -103,9 +105,10 @@ def fastrcaps_study(config, datasets_override=None):
     from keras_caps.runs import optimization
     from keras_caps.runs.datasets import evaluation_split, load_datasets
     from keras_caps.runs.train import train
+    from keras_caps.training.loop import num_examples as count
 
-    datasets = load_datasets(config, datasets_override, seed=config.seed)
-    num_examples = len(datasets[0][0])
+    datasets = load_datasets(config, datasets_override, seed=config.seed, stream_ok=True)
+    num_examples = count(datasets[0])
     decay_steps = config.lr_decay_steps or paper_decay_steps(num_examples, config.batch_size)
     results, lr_curves, batch_policies = {}, {}, {}
     order = ["fixed"] + [p for p in config.policies if p != "fixed"]
@@ -136,7 +139,7 @@ def fastrcaps_study(config, datasets_override=None):
     plots.plot_batch_schedule(batch_policies.get("warmadabatch", batch_policies["fixed"]),
                               config.epochs, os.path.join(out, "batch.png"))
     header = (f"FasTrCaps study, preset {config.preset}: {config.dataset}, "
-              f"{num_examples} training / {len(datasets[1][0])} "
+              f"{num_examples} training / {count(datasets[1])} "
               f"{evaluation_split(config)} examples, "
               f"{config.epochs} epochs, baseline (fixed) max accuracy {baseline:.4f}.\n\n")
     summary = {"rows": rows, "baseline_max_accuracy": baseline, "curves": curves,

@@ -125,9 +125,9 @@ def define_data_group():
              "the test split (for tuning; the test split is then not read; a "
              "given --teacher must not have been trained on them).")
     _bool(c, "stream", "Read a folder:PATH dataset from disk batch by batch (tf.data) "
-          "instead of into memory, for folders larger than memory; train_capsnet, "
-          "distill, finetune, prune and the pipeline (quantize reads only the slices it "
-          "uses).")
+          "instead of into memory, for folders larger than memory; every train/ binary "
+          "and the pipeline (quantize reads only the slices it uses; the studies and the "
+          "pipeline decode the test split for their measurements).")
 
 
 @_group

@@ -98,15 +98,16 @@ class KdStudyConfig(KdStudyOptions, DistillOptions, StudentConfig, TrainConfig):
 
 def train_plain(config, teacher_path, init, datasets):
     """baseline / tl: the student trained with the margin loss (fit_capsnet), tl initialised
-    from the teacher first. `config`: a DistillConfig (student, training, model_dir)."""
+    from the teacher first; both with the distilled arms' student_init_length
+    (`initial_student`). `config`: a DistillConfig (student, training, model_dir);
+    `datasets`: arrays or `StreamedSplit`s."""
     import keras
 
-    from keras_caps.io_utils import write_json
     from keras_caps.runs import optimization
     from keras_caps.runs.datasets import dataset_info
-    from keras_caps.runs.distill import build_student
+    from keras_caps.runs.distill import initial_student
     from keras_caps.training import compile_capsnet, fit_capsnet
-    from keras_caps.training.transfer import init_student_from_teacher
+    from keras_caps.training.loop import num_examples
 
     keras.utils.set_random_seed(config.seed)
     train_data, test_data = datasets
@@ -115,11 +116,8 @@ def train_plain(config, teacher_path, init, datasets):
 
     def build():
         teacher = keras.saving.load_model(teacher_path, compile=False)
-        student = build_student(config, teacher, num_classes)
-        if init:
-            report = init_student_from_teacher(teacher, student)
-            write_json(os.path.join(config.model_dir, "transfer_report.json"), report)
-        optimizer = optimization.make_optimizer(config, len(train_data[0]), batch_policy)
+        student = initial_student(config, teacher, num_classes, train_data, init)
+        optimizer = optimization.make_optimizer(config, num_examples(train_data), batch_policy)
         return compile_capsnet(student, optimizer, recon_weight=config.recon_weight)
 
     return fit_capsnet(build, train_data, test_data, config.model_dir,
@@ -233,24 +231,30 @@ def kd_study(config, datasets_override=None):
 
     Args:
         config: a KdStudyConfig.
-        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays (or two
+            `StreamedSplit`s) instead of loading. With --stream the teacher and every arm
+            train from disk; the int8 calibration's 500 training images and the test split
+            (bound it with --test_examples) are decoded into memory for the measurements.
     Returns:
         {"rows": [...], "preset", "dataset", "train_examples", "test_examples", "teacher",
          "target": target_check(rows), "wall_time_s"}.
     """
     from keras_caps.io_utils import write_study
-    from keras_caps.runs.datasets import load_datasets
+    from keras_caps.runs.datasets import in_memory, load_datasets
     from keras_caps.runs.distill import distill
     from keras_caps.runs.measure import int8_measurements, latencies, measure
     from keras_caps.runs.models import model_file
     from keras_caps.runs.train import train
+    from keras_caps.training.loop import num_examples
 
     batch_sizes = list(config.batch_sizes) or [int(config.batch_size)]
     lr_policies = list(config.lr_policies) or [config.lr_policy]
     start = time.perf_counter()
-    datasets = load_datasets(config, datasets_override, seed=config.seed)
+    datasets = load_datasets(config, datasets_override, seed=config.seed, stream_ok=True)
+    arrays = in_memory(datasets, 500)  # what the measurements read; `datasets` trains
+    num_train = num_examples(datasets[0])
     out = config.model_dir
-    test_images = datasets[1][0]
+    test_images = arrays[1][0]
     rows, paths = [], []
     teacher_path = config.teacher and model_file(config.teacher, "teacher")
     if not teacher_path:
@@ -263,7 +267,7 @@ def kd_study(config, datasets_override=None):
                          config.batch_size, config.lr_policy))
         paths.append(teacher_path)
     else:
-        rows.append(given_teacher_row(teacher_path, datasets[1]))
+        rows.append(given_teacher_row(teacher_path, arrays[1]))
         paths.append(teacher_path)
     for lr_policy in lr_policies:
         for batch_size in batch_sizes:
@@ -286,16 +290,16 @@ def kd_study(config, datasets_override=None):
         row.update(latency_ms=timed[i], latency_batch=min(config.latency_batch,
                                                           len(test_images)))
     if config.int8_tflite:
-        int8 = int8_measurements(dict(enumerate(paths)), datasets[0][0][:500], test_images,
-                                 datasets[1][1], config.latency_repeats)
+        int8 = int8_measurements(dict(enumerate(paths)), arrays[0][0][:500], test_images,
+                                 arrays[1][1], config.latency_repeats)
         for i, row in enumerate(rows):
             row.update(int8[i])
     checks = target_check(rows)
     wall = time.perf_counter() - start
     summary = {"rows": rows, "preset": config.preset, "dataset": config.dataset,
-               "train_examples": len(datasets[0][0]), "test_examples": len(test_images),
+               "train_examples": num_train, "test_examples": len(test_images),
                "teacher": teacher_path, "target": checks, "wall_time_s": wall}
-    text = report_text(config, rows, checks, len(datasets[0][0]), len(test_images), wall)
+    text = report_text(config, rows, checks, num_train, len(test_images), wall)
     config.write(out)
     return write_study(out, text, summary)
 

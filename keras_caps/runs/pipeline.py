@@ -464,10 +464,10 @@ def _streamed_data(config):
     """(arrays, streamed) of a --stream run: the StreamedSplits the teacher and student train
     on, and in memory the first `stream_sample_size` training images and the evaluation split
     for the stages that read arrays."""
-    from keras_caps.runs.datasets import load_streamed, stream_sample_size
+    from keras_caps.runs.datasets import in_memory, load_streamed, stream_sample_size
 
     streamed = load_streamed(config)
-    arrays = (streamed[0].arrays(stream_sample_size(config)), streamed[1].arrays())
+    arrays = in_memory(streamed, stream_sample_size(config))
     if config.verbose:
         print(f"[pipeline] --stream: training on {len(streamed[0]):,} images from disk; "
               f"{len(arrays[0][0]):,} training and {len(arrays[1][0]):,} evaluation images in "

@@ -55,6 +55,7 @@ def report(config, datasets, prep, rows_a, rows_b, rows_c, collapse, target):
     """
     from keras_caps.io_utils import markdown_table
     from keras_caps.runs.datasets import evaluation_split
+    from keras_caps.training.loop import num_examples
 
     table_a = markdown_table(rows_a, TABLE_A)
     for r in rows_b:
@@ -76,7 +77,7 @@ def report(config, datasets, prep, rows_a, rows_b, rows_c, collapse, target):
     text = (
         f"# Vanishing activations study (paper 003), preset {config.preset}\n\n"
         f"{warning}"
-        f"{config.dataset}, {len(datasets[0][0])} training / {len(datasets[1][0])} "
+        f"{config.dataset}, {num_examples(datasets[0])} training / {num_examples(datasets[1])} "
         f"{evaluation_split(config)} "
         f"examples; CapsNet[C={config.num_capsules}, D={config.capsule_dim}], backbone "
         f"{backbone}; epochs: base {config.epochs}, CCM "

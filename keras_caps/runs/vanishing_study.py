@@ -163,6 +163,14 @@ def build_deep(config, input_shape, num_classes, num_intermediate, backbone_filt
     )
 
 
+def dead_probe(config, datasets):
+    """The evaluation images the dead-capsule counts read: the first dead_batches x
+    ci_batch_size (decoded from disk for a `StreamedSplit`)."""
+    from keras_caps.runs.datasets import head_images
+
+    return head_images(datasets[1], int(config.dead_batches) * int(config.ci_batch_size))
+
+
 def graft_init(config, model, copied, datasets, path):
     """Initialises a graft's fresh capsule layers and records their state before training.
 
@@ -173,15 +181,16 @@ def graft_init(config, model, copied, datasets, path):
     """
     from keras_caps.analysis.activations import capsule_activations, dead_percentages
     from keras_caps.io_utils import write_json
+    from keras_caps.runs.datasets import head_images
     from keras_caps.training.length_init import CALIBRATED_LAYERS, calibrate_capsule_lengths
 
     lengths = None
     if config.graft_length:
         fresh = [layer.name for layer in model.layers
                  if isinstance(layer, CALIBRATED_LAYERS) and layer.name not in copied]
-        lengths = calibrate_capsule_lengths(model, datasets[0][0], fresh,
+        lengths = calibrate_capsule_lengths(model, head_images(datasets[0]), fresh,
                                             target_length=config.graft_length)
-    acts = capsule_activations(model, datasets[1][0], config.dead_batches,
+    acts = capsule_activations(model, dead_probe(config, datasets), config.dead_batches,
                                config.ci_batch_size)
     write_json(path, {"lengths": lengths, "dead": dead_percentages(acts)})
 
@@ -192,12 +201,14 @@ def train_deep(config, datasets, out_dir, heatmap_dir, num_intermediate, graft_f
     from keras_caps.analysis.activations import DeadCapsuleLogger
     from keras_caps.pruning import architecture, copy_matching_weights
     from keras_caps.runs import optimization
-    from keras_caps.runs.datasets import dataset_info, image_shape_of
+    from keras_caps.runs.datasets import dataset_info, split_shape
     from keras_caps.runs.measure import model_stats
     from keras_caps.runs.models import load_capsnet
     from keras_caps.runs.prune import compiled, fit
+    from keras_caps.training.loop import num_examples
 
-    input_shape = image_shape_of(datasets[0][0])
+    input_shape = split_shape(datasets[0])
+    probe = dead_probe(config, datasets)
     num_classes = dataset_info(config).num_classes
     epochs = config.deep_epochs or config.epochs
     run_config = dataclasses.replace(config, epochs=epochs)
@@ -215,10 +226,11 @@ def train_deep(config, datasets, out_dir, heatmap_dir, num_intermediate, graft_f
                                arch["backbone_filters"], arch["num_capsules"])
             copied = copy_matching_weights(source, model)
             graft_init(config, model, copied, datasets, graft_init_path)
-        optimizer = optimization.make_optimizer(run_config, len(datasets[0][0]), batch_policy)
+        optimizer = optimization.make_optimizer(run_config, num_examples(datasets[0]),
+                                                batch_policy)
         return compiled(config, model, optimizer)
 
-    logger = DeadCapsuleLogger(datasets[1][0], num_batches=config.dead_batches,
+    logger = DeadCapsuleLogger(probe, num_batches=config.dead_batches,
                                batch_size=config.ci_batch_size,
                                csv_path=os.path.join(out_dir, "dead_capsules.csv"),
                                heatmap_dir=heatmap_dir)
@@ -231,9 +243,8 @@ def train_deep(config, datasets, out_dir, heatmap_dir, num_intermediate, graft_f
             write_heatmaps,
         )
 
-        acts = capsule_activations(load_capsnet(metrics["model_path"]),
-                                   datasets[1][0], config.dead_batches,
-                                   config.ci_batch_size)
+        acts = capsule_activations(load_capsnet(metrics["model_path"]), probe,
+                                   config.dead_batches, config.ci_batch_size)
         write_heatmaps(acts, heatmap_dir)
         dead = {f"dead_{k}": v for k, v in dead_percentages(acts).items()}
     stats = model_stats(load_capsnet(metrics["model_path"]))
@@ -357,7 +368,10 @@ def vanishing_study(config, datasets_override=None):
 
     Args:
         config: a VanishingConfig.
-        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays instead of loading.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) arrays (or two
+            `StreamedSplit`s) instead of loading. With --stream every model trains, and CCM
+            and the CI scores read, from disk; the capsule-length init and the dead-capsule
+            counts decode the few images they read.
     Returns:
         {"preset", "dataset", "ratios" (table a), "depth" (table b), "collapse_depth",
          "recovery_depth", "init", "collapse_rate" (table c), "base_undertrained"}.
@@ -370,7 +384,7 @@ def vanishing_study(config, datasets_override=None):
 
     keras.utils.set_random_seed(config.seed)
     config.base_config()  # its settings are checked before anything trains
-    datasets = load_datasets(config, datasets_override, seed=config.seed)
+    datasets = load_datasets(config, datasets_override, seed=config.seed, stream_ok=True)
     prep, pruned, rows_a = pruning_ratios_stage(config, datasets)
     rows_b, collapse, target = depth_stage(config, datasets, prep, pruned)
     rows_c = collapse_rates(config, datasets, target, pruned) if config.collapse_seeds else []
@@ -382,5 +396,5 @@ def vanishing_study(config, datasets_override=None):
 
 
 __all__ = ["RATIOS", "VanishingConfig", "VanishingOptions", "build_deep", "collapse_rates",
-           "depth_stage", "graft_init", "intermediate_initializer", "pruning_ratios_stage",
+           "dead_probe", "depth_stage", "graft_init", "intermediate_initializer", "pruning_ratios_stage",
            "ratio_name", "train_deep", "vanishing_study"]
