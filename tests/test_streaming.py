@@ -275,7 +275,7 @@ STUDY_MODEL = dict(conv_filters=8, conv_kernel=3, primary_capsules=4, primary_di
                    augment_shift=1, train_examples=None, test_examples=None)
 
 
-def _both(shapes, tmp_path, make, run):
+def _both(tmp_path, make, run):
     """run(make(model_dir, stream)) in memory and streamed from the folder."""
     return [run(make(str(tmp_path / name), stream))
             for name, stream in (("memory", False), ("stream", True))]
@@ -295,7 +295,7 @@ def test_kd_study_stream_trains_every_arm_from_disk_as_in_memory(shapes, tmp_pat
                       latency_batch=4, latency_repeats=1)
         return KdStudyConfig(**values)
 
-    in_memory, streamed = _both(shapes, tmp_path, make, kd_study)
+    in_memory, streamed = _both(tmp_path, make, kd_study)
     assert [r["method"] for r in streamed["rows"]] == ["teacher", "baseline", "kd"]
     assert streamed["train_examples"] == in_memory["train_examples"] == 30
     assert streamed["test_examples"] == in_memory["test_examples"] == 6
@@ -320,7 +320,7 @@ def test_fastrcaps_study_stream_trains_every_policy_from_disk_as_in_memory(shape
                       batch_exponent=3, policies=["fixed", "warmadabatch"])
         return FastrcapsStudyConfig(**values)
 
-    in_memory, streamed = _both(shapes, tmp_path, make, fastrcaps_study)
+    in_memory, streamed = _both(tmp_path, make, fastrcaps_study)
     assert streamed["train_examples"] == in_memory["train_examples"] == 30
     for policy, curve in in_memory["curves"].items():
         assert streamed["curves"][policy] == pytest.approx(curve), policy
@@ -343,7 +343,7 @@ def test_vanishing_study_stream_trains_prunes_and_grafts_from_disk_as_in_memory(
             max_intermediate=1, collapse_accuracy=1.0, init_std=0.5, verbose=0,
             run_eagerly=True)
 
-    in_memory, streamed = _both(shapes, tmp_path, make, vanishing_study)
+    in_memory, streamed = _both(tmp_path, make, vanishing_study)
     for a, b in zip(streamed["ratios"], in_memory["ratios"]):
         assert a["accuracy"] == pytest.approx(b["accuracy"]) and a["params"] == b["params"]
     assert [(r["num_intermediate"], r["pr"]) for r in streamed["depth"]] == [(1, 0.0), (1, 0.25)]

@@ -171,13 +171,13 @@ def dead_probe(config, datasets):
     return head_images(datasets[1], int(config.dead_batches) * int(config.ci_batch_size))
 
 
-def graft_init(config, model, copied, datasets, path):
+def graft_init(config, model, copied, datasets, path, probe):
     """Initialises a graft's fresh capsule layers and records their state before training.
 
     With graft_length > 0 the fresh IntermediateCaps and ClassCaps (every capsule layer not
     in `copied`) are scaled to that mean capsule length on 256 training images. Writes `path`:
     {"lengths": calibration report or null, "dead": dead-capsule percentages at
-    initialisation on dead_batches test batches}.
+    initialisation on `probe`, the `dead_probe` images}.
     """
     from keras_caps.analysis.activations import capsule_activations, dead_percentages
     from keras_caps.io_utils import write_json
@@ -190,8 +190,7 @@ def graft_init(config, model, copied, datasets, path):
                  if isinstance(layer, CALIBRATED_LAYERS) and layer.name not in copied]
         lengths = calibrate_capsule_lengths(model, head_images(datasets[0]), fresh,
                                             target_length=config.graft_length)
-    acts = capsule_activations(model, dead_probe(config, datasets), config.dead_batches,
-                               config.ci_batch_size)
+    acts = capsule_activations(model, probe, config.dead_batches, config.ci_batch_size)
     write_json(path, {"lengths": lengths, "dead": dead_percentages(acts)})
 
 
@@ -225,7 +224,7 @@ def train_deep(config, datasets, out_dir, heatmap_dir, num_intermediate, graft_f
             model = build_deep(config, input_shape, num_classes, num_intermediate,
                                arch["backbone_filters"], arch["num_capsules"])
             copied = copy_matching_weights(source, model)
-            graft_init(config, model, copied, datasets, graft_init_path)
+            graft_init(config, model, copied, datasets, graft_init_path, probe)
         optimizer = optimization.make_optimizer(run_config, num_examples(datasets[0]),
                                                 batch_policy)
         return compiled(config, model, optimizer)
