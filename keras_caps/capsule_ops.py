@@ -140,19 +140,24 @@ def squared_norm(s, axis=-1, keepdims=False):
 
 
 def _ones_matmul_sum(x, axis=-1, keepdims=False):
-    """Sum over `axis` as a matmul with a constant column of ones: FULLY_CONNECTED in TFLite.
+    """Sum over `axis` as a batched matmul with a constant column of ones: BATCH_MATMUL.
 
-    The integer form of the squared norms. FULLY_CONNECTED accumulates the int8 products in
-    int32 and requantizes once, with the same result on LiteRT's reference kernels and TFLite
-    Micro (LiteRT's optimized kernels: within 1 step). It keeps the precision of the SUM it
-    replaces, where MEAN(x * D) quantizes x * D on a D-times wider int8 grid: on the S
-    microcontroller CapsNet MEAN(x * D) cost 2.4 points of int8 accuracy against float, the
-    FULLY_CONNECTED form 0.3 or less (docs/fidelity.md).
+    The integer form of the squared norms. x is flattened to (1, M, D) and multiplied by a
+    constant (1, D, 1) of ones: a rank-3 constant right-hand side, which the converter keeps
+    a BATCH_MATMUL (a rank-2 one it folds into FULLY_CONNECTED). Both accumulate the int8
+    products in int32 and requantize once, so the sum keeps the precision of the SUM it
+    replaces (MEAN(x * D) quantizes x * D on a D-times wider int8 grid: on the S
+    microcontroller CapsNet it cost 2.4 points of int8 accuracy). TFLite Micro's int8
+    FULLY_CONNECTED rounds 1 step apart from LiteRT's reference kernel on some inputs, and the
+    RSQRT of squash amplified that step to 100+; its BATCH_MATMUL with a constant right-hand
+    side computes what LiteRT's reference kernel does, bit for bit (docs/fidelity.md).
 
     Args:
         x: any shape, e.g. (B, J, D).
         axis: the axis to sum over.
         keepdims: keep it with size 1.
+    Returns:
+        The sums: x's shape without `axis`, or with it of size 1 with `keepdims`.
     """
     import numpy as np
 
@@ -160,8 +165,11 @@ def _ones_matmul_sum(x, axis=-1, keepdims=False):
     axis = axis % rank
     if axis != rank - 1:
         x = ops.transpose(x, [i for i in range(rank) if i != axis] + [axis])
-    ones = ops.convert_to_tensor(np.ones((int(x.shape[-1]), 1), "float32"))
-    total = ops.matmul(x, ones)  # (..., 1): FULLY_CONNECTED with a constant (D, 1) kernel
+    lead = tuple(-1 if d is None else int(d) for d in x.shape[:-1])  # at most one unknown
+    depth = int(x.shape[-1])
+    ones = ops.convert_to_tensor(np.ones((1, depth, 1), "float32"))
+    flat = ops.reshape(x, (1, -1, depth))  # (1, M, D)
+    total = ops.reshape(ops.matmul(flat, ones), lead + (1,))  # (..., 1)
     if keepdims and axis == rank - 1:
         return total
     total = ops.squeeze(total, -1)

@@ -743,6 +743,7 @@ def load_tfds(name, split="train", data_dir=None, image_size=None, channels=None
         return x, example[label_key]
 
     attempts = []
+    chunks = None  # stays None when every attempt fails, the offline break included
     for download in (False, True):
         if download and not _download_host_reachable():
             attempts.append(f"TFDS download: {_DOWNLOAD_HOST[0]} unreachable (offline)")
@@ -754,8 +755,6 @@ def load_tfds(name, split="train", data_dir=None, image_size=None, channels=None
         except Exception as err:  # noqa: BLE001 - TFDS raises many types; all are reported
             attempts.append(f"TFDS ({'download' if download else 'prepared data'}): "
                             f"{_first_line(err)}")
-    else:
-        chunks = None
     if chunks is None:
         raise DataSourceError(
             f"could not load TFDS dataset {name!r} split {tfds_split!r} from "

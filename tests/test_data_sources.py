@@ -142,6 +142,15 @@ def test_tfds_without_image_or_label_feature():
             data.load_arrays("imdb_reviews")
 
 
+def test_tfds_not_prepared_and_offline_is_a_clear_error(tmp_path, monkeypatch):
+    # no prepared data under data_dir and the download host unreachable: the one message
+    # that says where it looked and what to do (it used to end in an UnboundLocalError)
+    monkeypatch.setattr(data_sources, "_download_host_reachable", lambda: False)
+    with pytest.raises(DataSourceError, match=r"could not load TFDS dataset 'mnist'.*"
+                       r"unreachable \(offline\).*download_and_prepare"):
+        data_sources.load_tfds("mnist", "train", data_dir=str(tmp_path / "no_data"))
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

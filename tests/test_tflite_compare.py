@@ -34,11 +34,12 @@ def test_three_runtimes_agree_on_int8_capsnets(int8_capsnet):
     assert "SUM" not in ops_used  # LiteRT's reference int8 SUM saturates (docs/fidelity.md)
     result = compare.compare(int8_capsnet, IMAGES[:24], threshold=1)
     ref_tflm = ("litert_ref", "tflm")
-    # the reference kernels and TFLite Micro: not bit for bit, their FULLY_CONNECTED (the
-    # squared norms) rounds 1 step apart now and then and RSQRT amplifies it (docs/fidelity.md;
-    # the exact MEAN form cost 2.4 points of accuracy); on these untrained models' near-tied
-    # scores that moves at most a few classes, on a trained one none (the next test)
-    assert result.argmax_agreement[ref_tflm] >= 0.9, result.text(only_diverging=True)
+    # the reference kernels and TFLite Micro compute the same model bit for bit, every op (the
+    # squared norms are a BATCH_MATMUL with a constant ones kernel: TFLite Micro's
+    # FULLY_CONNECTED rounded 1 step apart and RSQRT amplified it; docs/fidelity.md)
+    assert result.max_diff(ref_tflm) == 0, result.text(only_diverging=True)
+    assert result.argmax_agreement[ref_tflm] == 1.0
+    assert "FULLY_CONNECTED" not in ops_used and "BATCH_MATMUL" in ops_used
     # each op on its own: every runtime within 1 step. LiteRT's optimized kernels (CONV_2D,
     # MUL, MEAN, SOFTMAX) round 1 step differently; through routing these still move the
     # near-tied scores of an untrained model (docs/fidelity.md), so LiteRT default is not
@@ -56,6 +57,7 @@ def test_reference_kernels_and_tflite_micro_agree_on_the_trained_reference_model
     images, _ = data.load_arrays("fashion_mnist", "test", max_examples=200)
     result = compare.compare(pretrained_tflite("fashion_mnist_mcu_s"), images, threshold=1)
     assert result.argmax_agreement[("litert_ref", "tflm")] == 1.0
+    assert result.max_diff(("litert_ref", "tflm")) == 0, result.text(only_diverging=True)
     assert result.argmax_agreement[("litert", "tflm")] >= 0.98
     assert result.max_diff(local=True) <= 1, result.text(only_diverging=True)
 
@@ -173,3 +175,29 @@ def test_litert_kernel_sets_and_the_runtimes_option(tmp_path, int8_capsnet, caps
     assert compare_main([str(path), "--dataset=random", "--runtimes=tflm"]) == 2
     assert compare_main([str(path), "--dataset=random", "--runtimes=litert,cmsis"]) == 2
     assert "--runtimes: give at least two of" in capsys.readouterr().err
+
+
+def test_compare_and_c_source_take_any_dataset_spelling(tmp_path, int8_capsnet, capsys):
+    """--dataset=folder:PATH (and --image_size / --grayscale): compare refuses data the model
+    cannot take with one line (exit 2); c_source writes the folder's class names."""
+    from keras_caps.lite.cli import c_source_main
+    from tests.data_fixtures import write_folder
+
+    root = write_folder(tmp_path / "shapes", ("circle", "square", "triangle"), per_class=3,
+                        size=24)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(int8_capsnet)  # 28 x 28 x 1 in, 10 classes out
+    assert compare_main([str(path), f"--dataset=folder:{root}", "--images=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "expects input images 28x28x1" in err
+    assert "--image_size=28,28 --grayscale" in err and "Traceback" not in err
+    assert c_source_main([str(path), "--out", str(tmp_path / "c"), f"--dataset=folder:{root}",
+                          "--image_size=28", "--grayscale"]) == 2  # 3 classes, not 10
+    assert "10 classes but the data has 3" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # nothing half-written
+    ten = write_folder(tmp_path / "ten", tuple(f"k{i}" for i in range(10)), per_class=3, size=28)
+    assert c_source_main([str(path), "--out", str(tmp_path / "c"), f"--dataset=folder:{ten}",
+                          "--grayscale"]) == 0
+    assert '"k9",' in (tmp_path / "c" / "model_data.cc").read_text()
+    assert compare_main([str(path), f"--dataset=folder:{ten}", "--grayscale", "--images=2",
+                         "--threshold=1000"]) == 0

@@ -190,15 +190,13 @@ def compare_main(argv=None):
     model cannot be read."""
     import numpy as np
 
-    from keras_caps.lite import compare
+    from keras_caps.errors import UserError
+    from keras_caps.lite import compare, data_args
 
     parser = _parser(compare)
     parser.add_argument("model", help="path of the .tflite file")
     parser.add_argument("--images", type=int, default=20, help="number of test images")
-    parser.add_argument("--dataset", default="fashion_mnist",
-                        help="test images of this dataset, or 'random' (uniform noise images "
-                             "of the model's input shape)")
-    parser.add_argument("--data_dir", default=None)
+    data_args.add_data_arguments(parser)  # --dataset=random: noise of the model's input shape
     parser.add_argument("--split", default="test")
     parser.add_argument("--threshold", type=float, default=1.0,
                         help="largest acceptable difference in quantized steps")
@@ -226,10 +224,14 @@ def compare_main(argv=None):
         shape = tuple(int(d) for d in compare.input_detail(flatbuffer)["shape"][1:])
         images = np.random.RandomState(0).randint(0, 256, (args.images,) + shape).astype("uint8")
     else:
-        from keras_caps import data
-
-        images, _ = data.load_arrays(args.dataset, args.split, data_dir=args.data_dir,
-                                     max_examples=args.images)
+        try:
+            info = data_args.dataset_info(args)
+            images, _ = data_args.load(args, args.split, args.images)
+            data_args.check_flatbuffer_data(flatbuffer, tuple(int(d) for d in images.shape[1:]),
+                                            info.num_classes, args.model, args.dataset)
+        except (UserError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     result = compare.compare(flatbuffer, images, args.threshold, runtimes=runtimes)
     print(result.text(only_diverging=not args.all))
     return 0 if result.ok else 1
@@ -240,17 +242,27 @@ def compare_main(argv=None):
 
 def c_source_main(argv=None):
     """`tflite.c_source`: writes the C sources; 1 when the model cannot be written as C."""
-    from keras_caps.lite import c_source
+    from keras_caps.errors import UserError
+    from keras_caps.lite import c_source, data_args
 
     parser = _parser(c_source)
     parser.add_argument("model", help="path of the .tflite file")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--dataset", default=None, help="class labels of this dataset")
+    data_args.add_data_arguments(parser, default=None)
     parser.add_argument("--name", default="model", help="prefix of files and C identifiers")
     args = parser.parse_args(argv)
     with open(args.model, "rb") as f:
         flatbuffer = f.read()
-    labels = c_source.CLASS_LABELS.get(args.dataset) if args.dataset else None
+    labels = None
+    if args.dataset:  # class labels of --dataset, any spelling (folder names, TFDS names)
+        try:
+            info = data_args.dataset_info(args)
+            data_args.check_flatbuffer_data(flatbuffer, info.image_shape, info.num_classes,
+                                            args.model, args.dataset)
+        except (UserError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        labels = list(info.class_names)
     try:
         paths = c_source.write_c_sources(flatbuffer, args.out, labels, name=args.name)
     except (c_source.CSourceError, RuntimeError) as err:

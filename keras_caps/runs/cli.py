@@ -68,10 +68,13 @@ def demo_main(argv=None):
     metrics = train(config)
     minutes = metrics["train_time_s"] / 60
     print()
-    print("keras-caps demo: small CapsNet on Fashion-MNIST")
+    name = "Fashion-MNIST" if config.dataset == "fashion_mnist" else config.dataset
+    scored = (f"the first {config.test_examples:,} test images" if config.test_examples
+              else "the whole test split")
+    print(f"keras-caps demo: small CapsNet on {name}")
     print(f"  parameters     {metrics['params']:,}")
     print(f"  epochs         {metrics['epochs']} ({minutes:.1f} min of training)")
-    print(f"  test accuracy  {metrics['test_accuracy']:.4f} (10,000 test images)")
+    print(f"  test accuracy  {metrics['test_accuracy']:.4f} ({scored})")
     print(f"  artifacts      {config.model_dir}/ (model.keras, best.keras, history.csv, "
           "metrics.json, logs/, checkpoints/)")
 
