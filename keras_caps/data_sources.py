@@ -320,6 +320,18 @@ def folder_classes(path):
     return tuple(names)
 
 
+def _op_error_text(err):
+    """The reason of a TensorFlow op error without its op and device decoration:
+    "{{function_node __wrapped__DecodeImage_device_...}} Input is empty. [Op:DecodeImage]"
+    -> "Input is empty"."""
+    import re
+
+    lines = str(getattr(err, "message", err)).strip().splitlines()
+    text = re.sub(r"\{\{[^}]*\}\}", "", lines[0] if lines else "")
+    text = re.sub(r"\[Op:[^\]]*\].*$", "", text).strip().rstrip(".")
+    return text[:200] or type(err).__name__
+
+
 def _decode(path, channels=None):
     """uint8 (H, W, C) of one image file, C in {1, 3} (alpha dropped); DataFormatError if corrupt."""
     import tensorflow as tf
@@ -328,10 +340,9 @@ def _decode(path, channels=None):
         raw = tf.io.read_file(path)
         image = tf.io.decode_image(raw, expand_animations=False)  # GIF: the first frame
     except (tf.errors.OpError, ValueError) as err:
-        first = str(getattr(err, "message", err)).strip().splitlines()
         raise DataFormatError(
-            f"cannot read image {path}: {first[0][:200] if first else type(err).__name__}. The "
-            "file is corrupt or not a PNG / JPEG / BMP / GIF; replace or delete it."
+            f"cannot read image {path}: {_op_error_text(err)}. The file is corrupt or not a "
+            "PNG / JPEG / BMP / GIF; replace or delete it."
         ) from err
     return _convert_channels(image, channels).numpy()
 

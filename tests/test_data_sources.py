@@ -140,6 +140,8 @@ def test_tfds_without_image_or_label_feature():
     with tfds.testing.mock_data(num_examples=2):
         with pytest.raises(DataSourceError, match=r"'imdb_reviews' has no image feature.*folder:PATH"):
             data.load_arrays("imdb_reviews")
+        with pytest.raises(DataSourceError, match=r"'celeb_a' has no class label feature"):
+            data.load_arrays("celeb_a")
 
 
 def test_tfds_not_prepared_and_offline_is_a_clear_error(tmp_path, monkeypatch):
@@ -183,7 +185,11 @@ def test_corrupt_image_and_mixed_sizes(tmp_path):
     root = write_folder(tmp_path / "bad", CLASSES, per_class=3)
     bad = tmp_path / "bad" / "square" / "001.png"
     bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(DataFormatError, match=r"cannot read image .*square.001\.png.*corrupt"):
+    with pytest.raises(DataFormatError, match=r"cannot read image .*square.001\.png.*corrupt") as e:
+        data.load_arrays(f"folder:{root}", "train", test_fraction=0.01)
+    assert "{{" not in str(e.value) and "[Op:" not in str(e.value)  # TF's decoration dropped
+    bad.write_bytes(b"")  # an empty file
+    with pytest.raises(DataFormatError, match=r"square.001\.png: Input is empty\. The file"):
         data.load_arrays(f"folder:{root}", "train", test_fraction=0.01)
     mixed = write_folder(tmp_path / "mixed", CLASSES, per_class=3, size=24)
     write_folder(tmp_path / "mixed", ("square",), per_class=1, size=30, seed=5)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_caps import plots
+from keras_caps.data import DataSourceError
 from keras_caps.models import capsnet, deep_capsnet
 from keras_caps.models.compat import InputSizeError, ModelDataMismatch, check_model_data
 from keras_caps.runs import (
@@ -133,6 +134,18 @@ def test_saved_model_that_does_not_match_the_data(tmp_path, shapes):
     with pytest.raises(ModelDataMismatch, match="--model_path"):
         quantize(qf)
     assert not os.path.exists(tmp_path / "q")
+    # the pipeline: a --teacher that does not fit, or a folder that is not there, leaves no
+    # model_dir behind (it takes the lock and writes config.json before the data is read)
+    values = dict(PipelineConfig.PRESETS["quick"])
+    values.update(PIPELINE, model_dir=str(tmp_path / "pipe"), preset="quick",
+                  dataset=f"folder:{shapes}", image_size="20", teacher=path)
+    with pytest.raises(ModelDataMismatch, match=r"teacher .*24x24x1 but the data's are 20x20x1"):
+        pipeline(PipelineConfig(**values))
+    assert not os.path.exists(tmp_path / "pipe")
+    values.update(dataset=f"folder:{tmp_path / 'no_such_folder'}", teacher=None)
+    with pytest.raises(DataSourceError, match="no_such_folder does not exist"):
+        pipeline(PipelineConfig(**values))
+    assert not os.path.exists(tmp_path / "pipe")
 
 
 def test_tflite_export_and_evaluate_with_class_names(tmp_path, shapes):

@@ -338,3 +338,21 @@ def test_unexpected_errors_keep_their_traceback():
     with pytest.raises(SystemExit) as exit_info:
         cli.guarded(lambda _: validation.check_labels(np.ones(3)))(None)
     assert exit_info.value.code == cli.USER_ERROR_STATUS
+
+
+def test_remove_if_only_scaffolding_never_removes_a_result(tmp_path):
+    from keras_caps.training.run_dir import remove_if_only_scaffolding
+
+    run = tmp_path / "run"
+    (run / "teacher").mkdir(parents=True)
+    (run / ".lock").write_text("")
+    (run / "config.json").write_text("{}")
+    (run / "teacher" / "best.keras").write_bytes(b"trained")
+    assert not remove_if_only_scaffolding(str(run))  # a result inside: everything stays
+    assert (run / "teacher" / "best.keras").exists() and (run / "config.json").exists()
+    (run / "teacher" / "best.keras").unlink()
+    (run / "teacher" / "config.json").write_text("{}")  # a stage's own config is not scaffolding
+    assert not remove_if_only_scaffolding(str(run))
+    (run / "teacher" / "config.json").unlink()
+    assert remove_if_only_scaffolding(str(run)) and not run.exists()
+    assert not remove_if_only_scaffolding(str(run))  # nothing there: nothing done

@@ -93,9 +93,9 @@ def refuse_stream(config, streamed=False):
     if streamed or getattr(config, "stream", False):
         raise ConfigError(
             "--stream (StreamedSplits read from disk) was given to a run that needs the images "
-            "in memory. Every train/ binary and the pipeline take --stream; from Python, pass "
-            "stream_ok=True to load_datasets where the caller trains on StreamedSplits, or "
-            "drop --stream (and use --train_examples / --image_size to fit).")
+            "in memory. The train/ binaries that train (the pipeline and the studies too) "
+            "take --stream; from Python, pass stream_ok=True to load_datasets where the caller "
+            "trains on StreamedSplits, or drop --stream (and use --train_examples / --image_size to fit).")
 
 
 def load_streamed(config):

@@ -80,6 +80,10 @@ STUDENT_FIELDS = tuple(f.name for f in dataclasses.fields(StudentConfig)
                        if f.name not in _LATER_STUDENT_FIELDS) + ("transfer_init",)
 
 
+#: What transfer_init copied from the teacher, in the run folder.
+TRANSFER_REPORT = "transfer_report.json"
+
+
 def student_fields(config):
     """The student fields config.json records for this config (see STUDENT_FIELDS)."""
     later = _LATER_STUDENT_FIELDS
@@ -143,7 +147,7 @@ def initial_student(config, teacher, num_classes, train_data, transfer, importan
     student = build_student(config, teacher, num_classes)
     if transfer:
         report = init_student_from_teacher(teacher, student, importance=importance)
-        write_json(os.path.join(config.model_dir, "transfer_report.json"), report)
+        write_json(os.path.join(config.model_dir, TRANSFER_REPORT), report)
         if config.verbose:
             print(f"transfer_init: sliced {report['sliced']}, copied {report['copied']}, "
                   f"skipped {report['skipped']}")
@@ -244,7 +248,7 @@ def distill(config, datasets_override=None):
     del teacher
     importance = _importance(config)
     batch_policy = optimization.batch_policy(config)
-    report_path = os.path.join(config.model_dir, "transfer_report.json")
+    report_path = os.path.join(config.model_dir, TRANSFER_REPORT)
 
     def build():
         teacher = validation.check_capsnet(

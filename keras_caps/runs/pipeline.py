@@ -391,18 +391,25 @@ def pipeline(config, datasets_override=None):
     """
     import keras
 
-    from keras_caps.training.run_dir import RunLock, move_previous
+    from keras_caps.errors import UserError
+    from keras_caps.training.run_dir import RunLock, move_previous, remove_if_only_scaffolding
 
     keras.utils.set_random_seed(config.seed)
     root = config.model_dir
-    with RunLock(root):
-        if config.overwrite:
-            moved = move_previous(root)
-            if moved and config.verbose:
-                print(f"--overwrite: moved the previous contents of {root} to {moved}")
-            config = dataclasses.replace(config, overwrite=False)  # the stages start empty
-        config.write(root)
-        return _run_stages(config, root, datasets_override)
+    created = not os.path.exists(root)
+    try:
+        with RunLock(root):
+            if config.overwrite:
+                moved = move_previous(root)
+                if moved and config.verbose:
+                    print(f"--overwrite: moved the previous contents of {root} to {moved}")
+                config = dataclasses.replace(config, overwrite=False)  # the stages start empty
+            config.write(root)
+            return _run_stages(config, root, datasets_override)
+    except UserError:
+        if created:  # bad data or --teacher: leave nothing behind (no result is ever removed)
+            remove_if_only_scaffolding(root)
+        raise
 
 
 def _run_stages(config, root, datasets_override):

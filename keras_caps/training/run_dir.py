@@ -122,6 +122,25 @@ class RunLock:
         self.release()
 
 
+def remove_if_only_scaffolding(folder, scaffolding=(LOCK_FILE, "config.json")):
+    """Removes `folder` when it holds nothing but `scaffolding` files and empty subfolders
+    (what a run writes before its first result); returns whether it did.
+
+    A run whose input turns out bad after it took the lock calls this on a folder it created,
+    so a failed start leaves nothing behind. Anything else in the tree (a checkpoint, a
+    trained model, a file of the user's) keeps the whole folder.
+    """
+    import shutil
+
+    if not os.path.isdir(folder):
+        return False
+    for top, _dirs, files in os.walk(folder):
+        if any(top != folder or f not in scaffolding for f in files):
+            return False
+    shutil.rmtree(folder)
+    return True
+
+
 def move_previous(folder, keep=(LOCK_FILE,)):
     """Moves the folder's contents (but `keep`) to <folder>.previous-<UTC time>/; returns
     that path, or None when there was nothing to move."""

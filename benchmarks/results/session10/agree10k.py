@@ -1,8 +1,12 @@
 """4-runtime predictions of each flatbuffer (argv) on all 10,000 test images: accuracy and agreement."""
-import json, sys
+import json
+import sys
+
 import numpy as np
+
 from keras_caps import data
 from keras_caps.lite import evaluate as ev
+
 x, y = data.load_arrays("fashion_mnist", "test")
 for p in sys.argv[1:]:
     fb = open(p, "rb").read()
