@@ -679,7 +679,7 @@ def _tfds_builder(name, data_dir=None):
     except Exception as err:  # noqa: BLE001 - DatasetNotFoundError and friends
         first = str(err).strip().splitlines()
         raise DataSourceError(
-            f"unknown dataset {name!r}: TFDS says {first[0][:200] if first else err}. "
+            f"unknown dataset {name!r}: TFDS says {(first[0][:200] if first else str(err)).rstrip('.')}. "
             f"{_HELP[0].upper() + _HELP[1:]}."
         ) from err
 
