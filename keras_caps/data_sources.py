@@ -678,8 +678,9 @@ def _tfds_builder(name, data_dir=None):
         return tfds.builder(name, data_dir=data_dir)
     except Exception as err:  # noqa: BLE001 - DatasetNotFoundError and friends
         first = str(err).strip().splitlines()
+        reason = (first[0][:200] if first else type(err).__name__).rstrip(".")
         raise DataSourceError(
-            f"unknown dataset {name!r}: TFDS says {(first[0][:200] if first else str(err)).rstrip('.')}. "
+            f"unknown dataset {name!r}: TFDS says {reason}. "
             f"{_HELP[0].upper() + _HELP[1:]}."
         ) from err
 

@@ -180,19 +180,23 @@ def test_litert_kernel_sets_and_the_runtimes_option(tmp_path, int8_capsnet, caps
 def test_compare_and_c_source_take_any_dataset_spelling(tmp_path, int8_capsnet, capsys):
     """--dataset=folder:PATH (and --image_size / --grayscale): compare refuses data the model
     cannot take with one line (exit 2); c_source writes the folder's class names."""
-    from keras_caps.lite.cli import c_source_main
+    from keras_caps.lite.cli import c_source_cli, c_source_main, compare_cli
     from tests.data_fixtures import write_folder
 
     root = write_folder(tmp_path / "shapes", ("circle", "square", "triangle"), per_class=3,
                         size=24)
     path = tmp_path / "m.tflite"
     path.write_bytes(int8_capsnet)  # 28 x 28 x 1 in, 10 classes out
-    assert compare_main([str(path), f"--dataset=folder:{root}", "--images=2"]) == 2
+    with pytest.raises(SystemExit) as exited:
+        compare_cli([str(path), f"--dataset=folder:{root}", "--images=2"])
+    assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "expects input images 28x28x1" in err
     assert "--image_size=28,28 --grayscale" in err and "Traceback" not in err
-    assert c_source_main([str(path), "--out", str(tmp_path / "c"), f"--dataset=folder:{root}",
-                          "--image_size=28", "--grayscale"]) == 2  # 3 classes, not 10
+    with pytest.raises(SystemExit) as exited:
+        c_source_cli([str(path), "--out", str(tmp_path / "c"), f"--dataset=folder:{root}",
+                      "--image_size=28", "--grayscale"])  # 3 classes, not 10
+    assert exited.value.code == 2
     assert "10 classes but the data has 3" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # nothing half-written
     ten = write_folder(tmp_path / "ten", tuple(f"k{i}" for i in range(10)), per_class=3, size=28)

@@ -9,9 +9,9 @@ r"""The command lines of the TFLite tools: argv -> exit status, one function per
 Each `*_main(argv)` parses `argv` (None: sys.argv[1:]) with argparse, makes the library calls
 of `keras_caps.lite` and returns the exit status (0: fine; audit / compare: 1 when the model
 fails the check, 2 when it cannot be read). The `*_cli()` functions are the console entry
-points (and what `python -m tflite.X` runs): export, evaluate and audit report user errors as
-one line `error: ...` with exit status 2 (keras_caps.cli.run_main); compare and c_source exit
-with their own status.
+points (and what `python -m tflite.X` runs): each reports user errors (bad data, a model that
+does not match it, a missing file) as one line `error: ...` with exit status 2
+(keras_caps.cli.run_main), and otherwise exits with its main's status.
 
 Example:
     >>> from keras_caps.lite.cli import audit_main
@@ -190,7 +190,6 @@ def compare_main(argv=None):
     model cannot be read."""
     import numpy as np
 
-    from keras_caps.errors import UserError
     from keras_caps.lite import compare, data_args
 
     parser = _parser(compare)
@@ -224,14 +223,10 @@ def compare_main(argv=None):
         shape = tuple(int(d) for d in compare.input_detail(flatbuffer)["shape"][1:])
         images = np.random.RandomState(0).randint(0, 256, (args.images,) + shape).astype("uint8")
     else:
-        try:
-            info = data_args.dataset_info(args)
-            images, _ = data_args.load(args, args.split, args.images)
-            data_args.check_flatbuffer_data(flatbuffer, tuple(int(d) for d in images.shape[1:]),
-                                            info.num_classes, args.model, args.dataset)
-        except (UserError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        info = data_args.dataset_info(args)
+        images, _ = data_args.load(args, args.split, args.images)
+        data_args.check_flatbuffer_data(flatbuffer, tuple(int(d) for d in images.shape[1:]),
+                                        info.num_classes, args.model, args.dataset)
     result = compare.compare(flatbuffer, images, args.threshold, runtimes=runtimes)
     print(result.text(only_diverging=not args.all))
     return 0 if result.ok else 1
@@ -242,7 +237,6 @@ def compare_main(argv=None):
 
 def c_source_main(argv=None):
     """`tflite.c_source`: writes the C sources; 1 when the model cannot be written as C."""
-    from keras_caps.errors import UserError
     from keras_caps.lite import c_source, data_args
 
     parser = _parser(c_source)
@@ -255,13 +249,9 @@ def c_source_main(argv=None):
         flatbuffer = f.read()
     labels = None
     if args.dataset:  # class labels of --dataset, any spelling (folder names, TFDS names)
-        try:
-            info = data_args.dataset_info(args)
-            data_args.check_flatbuffer_data(flatbuffer, info.image_shape, info.num_classes,
-                                            args.model, args.dataset)
-        except (UserError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        info = data_args.dataset_info(args)
+        data_args.check_flatbuffer_data(flatbuffer, info.image_shape, info.num_classes,
+                                        args.model, args.dataset)
         labels = list(info.class_names)
     try:
         paths = c_source.write_c_sources(flatbuffer, args.out, labels, name=args.name)
@@ -292,12 +282,12 @@ def audit_cli(argv=None):
 
 def compare_cli(argv=None):
     """Console entry point `keras-caps-compare` (= `python -m tflite.compare`)."""
-    sys.exit(compare_main(argv))
+    run_main(compare_main, use_absl=False, argv=argv)
 
 
 def c_source_cli(argv=None):
     """Console entry point `keras-caps-c-source` (= `python -m tflite.c_source`)."""
-    sys.exit(c_source_main(argv))
+    run_main(c_source_main, use_absl=False, argv=argv)
 
 
 __all__ = ["audit_cli", "audit_main", "c_source_cli", "c_source_main", "compare_cli",

@@ -95,7 +95,8 @@ def refuse_stream(config, streamed=False):
             "--stream (StreamedSplits read from disk) was given to a run that needs the images "
             "in memory. The train/ binaries that train (the pipeline and the studies too) "
             "take --stream; from Python, pass stream_ok=True to load_datasets where the caller "
-            "trains on StreamedSplits, or drop --stream (and use --train_examples / --image_size to fit).")
+            "trains on StreamedSplits, or drop --stream (and use --train_examples / "
+            "--image_size to fit).")
 
 
 def load_streamed(config):
