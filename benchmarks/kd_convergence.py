@@ -38,6 +38,9 @@ def define_flags():
     flags.DEFINE_string("teacher", None, "Trained teacher (.keras), e.g. runs/cpu_m/model.keras.")
     flags.DEFINE_list("arms", ["kd"], f"Arms to train, any of {ARMS}.")
     flags.DEFINE_string("student_size", "S", "mcu_capsnet size of the student.")
+    flags.DEFINE_string("student_variant", None, "A structure of benchmarks.mcu_variants.VARIANTS "
+                        "applied to --student_size, e.g. '8-16-32 C=6 D=6 grid3' (the 10 % "
+                        "student); default: the size as it is.")
     flags.DEFINE_integer("epochs", 30, "Epochs per arm.")
     flags.DEFINE_float("temperature", 3.0, "Distillation temperature.")
     flags.DEFINE_float("alpha", 1.0, "Weight of T^2 * KL in the kd / kd_tl arms (beta 1).")
@@ -59,8 +62,11 @@ def _optimizer(num_examples, epochs, batch_size=64):
 
 
 def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
-            temperature=3.0, seed=0, alpha=1.0):
-    """Trains one arm; returns its metrics dict (also in out_dir/metrics.json)."""
+            temperature=3.0, seed=0, alpha=1.0, variant=None):
+    """Trains one arm; returns its metrics dict (also in out_dir/metrics.json).
+
+    `variant` is a key of `benchmarks.mcu_variants.VARIANTS` (mcu_capsnet overrides), or None.
+    """
     import keras
 
     from keras_caps import validation
@@ -70,17 +76,26 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
     from keras_caps.training.length_init import calibrate_capsule_lengths
     from keras_caps.training.transfer import init_student_from_teacher
 
+    overrides = {}
+    if variant is not None:
+        from benchmarks.mcu_variants import VARIANTS
+
+        if variant not in VARIANTS:
+            raise app.UsageError(f"unknown --student_variant {variant!r}; choose from "
+                                 f"{sorted(VARIANTS)}.")
+        overrides = VARIANTS[variant]
     keras.utils.set_random_seed(seed)
     num_classes = int(train_data[1].max()) + 1
     input_shape = tuple(train_data[0].shape[1:])
 
     def student():
-        model = mcu_capsnet(size, input_shape=input_shape, num_classes=num_classes)
+        model = mcu_capsnet(size, input_shape=input_shape, num_classes=num_classes, **overrides)
         calibrate_capsule_lengths(model, train_data[0], target_length=0.5)
         return model
 
     common = dict(epochs=epochs, augment_shift=2, seed=seed, verbose=0,
                   run_config={"arm": arm, "size": size, "temperature": temperature,
+                              **({"variant": variant} if variant else {}),
                               **({"alpha": alpha} if alpha != 1.0 else {})})
     if arm == "scratch":
         def build():
@@ -126,7 +141,8 @@ def main(_):
     for arm in FLAGS.arms:
         out_dir = os.path.join(FLAGS.out, arm)
         m = run_arm(arm, FLAGS.teacher, train, test, out_dir, FLAGS.epochs,
-                    FLAGS.student_size, FLAGS.temperature, FLAGS.seed, FLAGS.alpha)
+                    FLAGS.student_size, FLAGS.temperature, FLAGS.seed, FLAGS.alpha,
+                    FLAGS.student_variant)
         last = m["history"][-1]
         rows.append(dict(arm=arm, t=FLAGS.temperature, alpha=FLAGS.alpha if "kd" in arm else 0.0,
                          params=m["params"], epochs=len(m["history"]),

@@ -97,8 +97,9 @@ def export_form(model, batch_size=1, squared=True):
     return form
 
 
-def representative_dataset(images, num_examples=200, seed=0):
-    """Calibration generator over `images` (N, H, W, C) uint8 or float in [0, 1]."""
+def calibration_sample(images, num_examples=200, seed=0):
+    """The calibration images (n, H, W, C) float in [0, 1]: `num_examples` of `images` drawn
+    without replacement with `seed`."""
     images = np.asarray(images)
     if images.ndim != 4 or len(images) == 0:
         raise ExportError(
@@ -107,13 +108,34 @@ def representative_dataset(images, num_examples=200, seed=0):
     images = validation.check_images(images, "representative (calibration) images")
     rng = np.random.RandomState(seed)
     idx = rng.choice(len(images), min(num_examples, len(images)), replace=False)
-    sample = unit_images(images[idx])
+    return unit_images(images[idx])
+
+
+def representative_dataset(images, num_examples=200, seed=0):
+    """Calibration generator over `images` (N, H, W, C) uint8 or float in [0, 1]."""
+    sample = calibration_sample(images, num_examples, seed)
 
     def gen():
         for x in sample:
             yield [x[None]]
 
     return gen
+
+
+def squash_ranges(form, sample):
+    """`capsule_ops.integer_form`'s squash ranges for the export form `form`, from the largest
+    |s|^2 its squash layers compute in float on the calibration images `sample` (n, H, W, C).
+    """
+    from keras_caps.capsule_ops import record_squared_norms, squash_ranges_for
+
+    batch = int(form.input.shape[0])
+    sample = np.asarray(sample, "float32")
+    if len(sample) % batch:  # whole static batches: repeat the first images
+        sample = np.concatenate([sample, sample[: batch - len(sample) % batch]])
+    with record_squared_norms() as seen:
+        for start in range(0, len(sample), batch):
+            form(sample[start : start + batch], training=False)
+    return squash_ranges_for(max(seen)) if seen else ()
 
 
 def converter_for(form, folder):
@@ -164,9 +186,12 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
     from keras_caps.lite.quiet import quiet_fds
 
     form = export_form(model, batch_size, squared)
+    ranges = ()
+    if mode in ("int8", "int16x8"):  # wide |s|^2 is summed in ranges (capsule_ops)
+        ranges = squash_ranges(form, calibration_sample(representative_images, num_calibration))
     # the integer form of the capsule ops (MEAN reductions, bounded squash): every runtime
     # computes the same on it (docs/fidelity.md); float32 keeps the training graph
-    with tempfile.TemporaryDirectory() as tmp, integer_form(mode != "float32"), \
+    with tempfile.TemporaryDirectory() as tmp, integer_form(mode != "float32", ranges), \
             quiet_fds(not verbose):
         conv = converter_for(form, tmp)
         if mode != "float32":
