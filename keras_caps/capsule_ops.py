@@ -120,9 +120,14 @@ SQUASH_RANGES_ABOVE = 1024.0
 
 
 def squash_ranges_for(max_squared_norm):
-    """The `integer_form(squash_ranges=...)` for a model whose squash inputs reach |s|^2 =
-    `max_squared_norm`: () up to `SQUASH_RANGES_ABOVE`, else the `INTEGER_SQUASH_RANGES`
-    below it.
+    """The `integer_form(squash_ranges=...)` for a model whose squash inputs reach a given |s|^2.
+
+    Args:
+        max_squared_norm: float, the largest |s|^2 of the model's squash inputs on its
+            calibration images (`record_squared_norms`).
+    Returns:
+        () (one int8 grid) up to `SQUASH_RANGES_ABOVE`, else the `INTEGER_SQUASH_RANGES` below
+        `max_squared_norm`.
 
     Example:
 
