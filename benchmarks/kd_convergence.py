@@ -69,6 +69,7 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
     """
     import keras
 
+    from benchmarks.mcu_variants import VARIANTS
     from keras_caps import validation
     from keras_caps.models import mcu_capsnet
     from keras_caps.training import compile_capsnet, fit_capsnet
@@ -76,14 +77,7 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
     from keras_caps.training.length_init import calibrate_capsule_lengths
     from keras_caps.training.transfer import init_student_from_teacher
 
-    overrides = {}
-    if variant is not None:
-        from benchmarks.mcu_variants import VARIANTS
-
-        if variant not in VARIANTS:
-            raise app.UsageError(f"unknown --student_variant {variant!r}; choose from "
-                                 f"{sorted(VARIANTS)}.")
-        overrides = VARIANTS[variant]
+    overrides = VARIANTS[variant] if variant is not None else {}
     keras.utils.set_random_seed(seed)
     num_classes = int(train_data[1].max()) + 1
     input_shape = tuple(train_data[0].shape[1:])
@@ -122,6 +116,7 @@ def run_arm(arm, teacher_path, train_data, test_data, out_dir, epochs, size="S",
 
 
 def main(_):
+    from benchmarks.mcu_variants import VARIANTS
     from keras_caps import data as data_lib
     from keras_caps.io_utils import markdown_table
 
@@ -130,6 +125,9 @@ def main(_):
         raise app.UsageError(f"unknown --arms {unknown}; choose from {ARMS}.")
     if any(a != "scratch" for a in FLAGS.arms) and not FLAGS.teacher:
         raise app.UsageError("--teacher is required for the kd / tl arms.")
+    if FLAGS.student_variant is not None and FLAGS.student_variant not in VARIANTS:
+        raise app.UsageError(f"unknown --student_variant {FLAGS.student_variant!r}; choose "
+                             f"from {sorted(VARIANTS)}.")
     train = data_lib.load_arrays("fashion_mnist", "train", max_examples=FLAGS.train_examples)
     test = data_lib.load_arrays("fashion_mnist", "test", max_examples=FLAGS.test_examples)
     split = "test"

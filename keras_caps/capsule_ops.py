@@ -257,15 +257,16 @@ INTEGER_SQUASH_RANGES = (16.0, 256.0, 4096.0)
 ROUTING_SQUASH_RANGES = ()
 
 
-def _ranged_rsqrt1p(s, axis=-1, ranges=INTEGER_SQUASH_RANGES):
+def _ranged_rsqrt1p(s, axis, ranges):
     """rsqrt(1 + |s|^2) as a product of one bounded factor per range of |s|^2.
 
     One int8 grid cannot hold |s|^2: over the shipped M model's primary capsules it spans
     [0, 19,832], a step of ~78, so every capsule with |s|^2 < 39 (a tenth of them) came out of
     squash as 0, which cost 2 points of int8 accuracy. Here, for the ranges
-    [0, C1], [C1, C2], ..., [Cn, inf) of `INTEGER_SQUASH_RANGES`, range k sums the squares of
-    s clipped to +-sqrt(C_k) (so its int8 grid spans [0, D C_k] and the clipped sum is at
-    least C_k whenever |s|^2 is) and clips the sum to [C_{k-1}, C_k] relative to its lower end: q_k = clip(|s|^2 - C_{k-1}, 0, C_k - C_{k-1}). Then
+    [0, C1], [C1, C2], ..., [Cn, inf) given by `ranges` (C1..Cn, e.g. `INTEGER_SQUASH_RANGES`),
+    range k sums the squares of s clipped to +-sqrt(C_k) (so its int8 grid spans [0, D C_k]
+    and the clipped sum is at least C_k whenever |s|^2 is) and keeps the part of the sum
+    inside its range: q_k = clip(|s|^2 - C_{k-1}, 0, C_k - C_{k-1}). Then
 
         rsqrt(1 + |s|^2) = prod_k rsqrt(1 + C_{k-1} + q_k) * sqrt(1 + C_{k-1})
 
@@ -277,6 +278,8 @@ def _ranged_rsqrt1p(s, axis=-1, ranges=INTEGER_SQUASH_RANGES):
 
     Args:
         s: capsules (..., D, ...) with the capsule dimension on `axis`.
+        axis: int, the capsule-dimension axis.
+        ranges: the upper ends C1 < ... < Cn; () gives the one-grid rsqrt(1 + |s|^2).
     Returns:
         rsqrt(1 + |s|^2) with `axis` kept of size 1.
     """
@@ -299,7 +302,7 @@ def _ranged_rsqrt1p(s, axis=-1, ranges=INTEGER_SQUASH_RANGES):
     return inv
 
 
-def _integer_squash(s, axis=-1, ranges=INTEGER_SQUASH_RANGES):
+def _integer_squash(s, axis, ranges):
     """squash in bounded int8 steps: t = s / sqrt(1 + |s|^2), v = t * |t|.
 
     |t|^2 = 1 - 1 / (1 + |s|^2) = r in [0, 1) and t * |t| = s |s| / (1 + |s|^2) = squash(s).

@@ -113,7 +113,11 @@ def calibration_sample(images, num_examples=200, seed=0):
 
 def representative_dataset(images, num_examples=200, seed=0):
     """Calibration generator over `images` (N, H, W, C) uint8 or float in [0, 1]."""
-    sample = calibration_sample(images, num_examples, seed)
+    return _generator(calibration_sample(images, num_examples, seed))
+
+
+def _generator(sample):
+    """The converter's representative dataset over the calibration images `sample`."""
 
     def gen():
         for x in sample:
@@ -186,9 +190,10 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
     from keras_caps.lite.quiet import quiet_fds
 
     form = export_form(model, batch_size, squared)
-    ranges = ()
+    sample, ranges = None, ()
     if mode in ("int8", "int16x8"):  # wide |s|^2 is summed in ranges (capsule_ops)
-        ranges = squash_ranges(form, calibration_sample(representative_images, num_calibration))
+        sample = calibration_sample(representative_images, num_calibration)
+        ranges = squash_ranges(form, sample)
     # the integer form of the capsule ops (MEAN reductions, bounded squash): every runtime
     # computes the same on it (docs/fidelity.md); float32 keeps the training graph
     with tempfile.TemporaryDirectory() as tmp, integer_form(mode != "float32", ranges), \
@@ -197,8 +202,7 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
         if mode != "float32":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
         if mode in ("int8", "int16x8"):
-            conv.representative_dataset = representative_dataset(
-                representative_images, num_calibration)
+            conv.representative_dataset = _generator(sample)
         if mode == "int8":
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = tf.int8

@@ -2,8 +2,9 @@
 
     python benchmarks/results/session11/int8_debug.py NAME [N_EVAL]
 
-NAME a pretrained model (fashion_mnist_mcu_m). Calibrates on 200 training images like the
-export, then prints per op: the RMSE of the int8 output against the float output, in int8
+NAME a pretrained model (fashion_mnist_mcu_m). Traces the one-grid integer form (no squash
+ranges: the form before session 11, whose loss this located; the op names of the groups below
+are that graph's), calibrates on 200 training images like the export, then prints per op: the RMSE of the int8 output against the float output, in int8
 steps (rmse / scale), and the accuracy of selective models in which one op at a time is
 left in float (on the last N_EVAL training images: a diagnosis, not a test-split choice).
 """
@@ -77,16 +78,16 @@ names = [r["tensor_name"] for r in rows]
 groups = {
     "none": [],
     "primary squash": [n for n in names if "primary_caps" in n and "conv" not in n],
-    "class squash it1": [n for n in names if n.split("/")[-1] in (
+    "class squash it1": [n for n in names if "class_caps" in n and n.split("/")[-1] in (
         "MatMul_1", "Add", "Rsqrt", "Mul_3", "Sub", "Maximum", "Rsqrt_1", "Mul_4", "Mul_2", "Mul_5")],
-    "class squash it3 + length": [n for n in names if n.split("/")[-1] in (
+    "class squash it3 + length": [n for n in names if "class_caps" in n and n.split("/")[-1] in (
         "MatMul_5", "Add_3", "Rsqrt_4", "Mul_17", "Sub_6", "Maximum_2", "Rsqrt_5", "Mul_18",
         "Mul_16", "Mul_19") or "length" in n],
     "votes": [n for n in names if n.endswith("class_caps_1/MatMul")],
-    "agreements": [n for n in names if n.split("/")[-1] in ("Mul_7", "Mean_1", "Mul_14", "Mean_2", "Add_2")],
+    "agreements": [n for n in names if "class_caps" in n and n.split("/")[-1] in (
+        "Mul_7", "Mean_1", "Mul_14", "Mean_2", "Add_2")],
 }
 groups["all capsule ops"] = [n for n in names if "caps" in n or "length" in n]
-float_flat = None
 for label, nodes in groups.items():
     opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes) if nodes else None
     d = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_gen,
