@@ -46,3 +46,23 @@ def test_demo_pipeline_prints_at_most_50_lines_without_native_noise(tmp_path):
     assert any(line.startswith("| export+evaluate int8 |") for line in lines)
     assert not any(line.startswith("# Channel pruning") for line in lines)  # --verbose=2 only
     assert not any(line.startswith("  eval ") for line in lines)  # the PoT search log, too
+
+
+@pytest.mark.parametrize("binary", ["train.train_capsnet", "tflite.export"])
+def test_binaries_hide_tensorflow_start_up_lines_unless_verbose(binary):
+    # no TF_CPP_MIN_LOG_LEVEL: the binaries' own default hides the C++ lines; --verbose=2
+    # (or the variable) shows them again
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CUDA_VISIBLE_DEVICES", "TF_CPP_MIN_LOG_LEVEL")}
+
+    def output(*args):
+        done = subprocess.run([sys.executable, "-m", binary, *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+        return done.stdout + done.stderr
+
+    quiet = output("--help")
+    assert "usage" in quiet.lower() or "flags" in quiet.lower(), quiet[-2000:]
+    assert not [n for n in ("I0000", "W0000", "absl::InitializeLog", "oneDNN") if n in quiet], (
+        quiet[-2000:])
+    assert "oneDNN" not in output("--verbose=1", "--help")
+    assert "oneDNN" in output("--verbose", "2", "--help")
