@@ -5,13 +5,15 @@ integer TFLite models that run on microcontrollers.
 """
 
 from keras_caps.quiet import has_nvidia_driver as _has_nvidia_driver
+from keras_caps.quiet import quiet_binary_default as _quiet_binary_default
 from keras_caps.quiet import quiet_fds as _quiet_fds
 from keras_caps.quiet import tf_log_level_asks_quiet as _asks_quiet
 
 # TensorFlow writes its start-up INFO lines (oneDNN, CUDA stubs) from C++ before it reads
 # TF_CPP_MIN_LOG_LEVEL; when that variable asks for quiet, they are dropped here, and on a
-# machine without an NVIDIA driver so is the CUDA probe's expected "failed call to cuInit"
-with _quiet_fds(_asks_quiet()):
+# machine without an NVIDIA driver so is the CUDA probe's expected "failed call to cuInit";
+# the project's binaries (train/, tflite/, benchmarks/) ask for quiet by default
+with _quiet_fds(_quiet_binary_default() or _asks_quiet()):
     import tensorflow as _tensorflow
 
     if not _has_nvidia_driver():

@@ -3,7 +3,7 @@
 `quiet_fds` drops them while active; `tf_log_level_asks_quiet` says whether the user asked
 TensorFlow for fewer C++ log lines (TF_CPP_MIN_LOG_LEVEL >= 1), which TensorFlow 2.21 does
 not honour for the lines it writes while it is imported (`keras_caps/__init__.py` imports it
-under `quiet_fds` then).
+under `quiet_fds` then); `quiet_binary_default` makes that the default of the project's binaries.
 """
 
 from __future__ import annotations
@@ -57,10 +57,33 @@ def tf_log_level_asks_quiet():
         return False
 
 
+def quiet_binary_default():
+    """Sets TF_CPP_MIN_LOG_LEVEL=2 when this process runs one of the project's binaries
+    (`python -m train.X` / `tflite.X` / `benchmarks.X` of this checkout) and neither the
+    variable nor the command line (`--verbose=2` or more, or the tflite tools' bare
+    `--verbose`) asks for TensorFlow's C++ log lines. Returns whether it set it."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None) or ""
+    path = getattr(main, "__file__", None) or ""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if (name.split(".")[0] not in ("train", "tflite", "benchmarks")
+            or os.path.dirname(os.path.dirname(os.path.abspath(path))) != checkout
+            or "TF_CPP_MIN_LOG_LEVEL" in os.environ):
+        return False
+    args = sys.argv[1:]
+    levels = [args[i + 1] if a == "--verbose" and i + 1 < len(args) else a[len("--verbose="):]
+              for i, a in enumerate(args) if a == "--verbose" or a.startswith("--verbose=")]
+    if any(level not in ("0", "1") for level in levels):
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return True
+
+
 def has_nvidia_driver():
     """Whether an NVIDIA kernel driver is loaded (without one, TensorFlow's CUDA probe fails
     with an "E0000 ... failed call to cuInit" line that is expected, not an error)."""
     return os.path.exists("/proc/driver/nvidia/version")
 
 
-__all__ = ["has_nvidia_driver", "quiet_fds", "tf_log_level_asks_quiet"]
+__all__ = ["has_nvidia_driver", "quiet_binary_default", "quiet_fds", "tf_log_level_asks_quiet"]
