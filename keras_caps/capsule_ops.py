@@ -442,6 +442,8 @@ def predict_votes_shared(u, kernel):
     """Votes with weight sharing (FasTrCaps Alg. 4): one transform per capsule type.
 
     The transform of input capsule i = (position p, type t) is W_tj, shared over positions.
+    One BATCH_MATMUL over the types; in the integer export form (`integer_form()`) one
+    grouped 1x1 convolution over the positions instead, with the same result.
 
     Args:
         u: input capsules, (B, P, T, Din).
@@ -466,6 +468,14 @@ def predict_votes_shared(u, kernel):
     t, j, din, dout = kernel.shape
     p = u.shape[1]
     b = _batch(u)
+    if in_integer_form():
+        # one grouped 1x1 CONV_2D over the positions (groups = types): LiteRT's XNNPACK takes
+        # it (it takes no int8 BATCH_MATMUL), and TFLite Micro computes it bit for bit as
+        # LiteRT's reference kernel; `keras_caps.lite.grouped_conv` gives it a per-tensor filter
+        x = ops.reshape(u, (b, 1, p, t * din))  # channel t * Din + i
+        k = ops.reshape(ops.transpose(kernel, (2, 0, 1, 3)), (1, 1, din, t * j * dout))
+        votes = ops.reshape(ops.conv(x, k), (b, p, t, j, dout))  # group t -> channels of type t
+        return ops.reshape(ops.transpose(votes, (0, 3, 1, 2, 4)), (b, j, p * t, dout))
     w = ops.reshape(ops.transpose(kernel, (0, 2, 1, 3)), (t, din, j * dout))  # (T, Din, J*Dout)
     rows = b * p if b != -1 else -1  # fully static when the batch is (export forms)
     x = ops.reshape(ops.transpose(u, (2, 0, 1, 3)), (t, rows, din))  # (T, B * P, Din)

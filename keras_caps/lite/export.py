@@ -19,8 +19,10 @@ The exported graph is the inference head (image -> class scores) in its integer-
       float; the class ranking is the same);
     - squash as MUL + MEAN + SUB + MAXIMUM + RSQRT (no DIV, no SUM), routing with
       BATCH_MATMUL / SOFTMAX / MEAN, the first iteration's uniform coupling as a constant scale
-      (no ZEROS_LIKE): the layers' forms inside `capsule_ops.integer_form()`, on which
-      LiteRT's reference kernels and TFLite Micro agree bit for bit (docs/fidelity.md).
+      (no ZEROS_LIKE), the weight-shared votes as one grouped 1x1 CONV_2D: the layers' forms
+      inside `capsule_ops.integer_form()`, on which LiteRT's reference kernels and TFLite Micro
+      agree bit for bit (docs/fidelity.md);
+    - in int8, grouped CONV_2D filters quantized per tensor (`keras_caps.lite.grouped_conv`).
 int8 / int16x8 need a representative dataset (calibration images from the training split).
 Files are written atomically: a failed conversion leaves no partial file.
 """
@@ -216,9 +218,14 @@ def convert(model, mode="int8", representative_images=None, batch_size=1, square
             conv.inference_input_type = tf.int16
             conv.inference_output_type = tf.int16
         try:
-            return conv.convert()
+            flatbuffer = conv.convert()
         except Exception as err:  # the converter raises ConverterError and friends
             raise ExportError(f"TFLite conversion ({mode}) failed: {err}") from err
+    if mode == "int8":  # the votes' grouped CONV_2D: one filter scale (lite/grouped_conv.py)
+        from keras_caps.lite.grouped_conv import per_tensor_grouped_convs
+
+        flatbuffer = per_tensor_grouped_convs(flatbuffer)
+    return flatbuffer
 
 
 def export(model, path, mode="int8", representative_images=None, **kwargs):
