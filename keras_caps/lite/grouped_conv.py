@@ -14,7 +14,8 @@ smaller than the input's) one filter scale, as the BATCH_MATMUL form of the vote
 
 LiteRT (its reference and optimized kernels and XNNPACK) and TFLite Micro all accept a
 per-tensor filter for an int8 CONV_2D; every kernel derives its multipliers from these
-scales when it is prepared. Ungrouped convolutions keep their per-channel filters.
+scales when it is prepared. Ungrouped convolutions keep their per-channel filters; a grouped
+convolution of a user's own model (Conv2D(groups=...)) gets a per-tensor filter too.
 
 Example:
     >>> from keras_caps.lite.grouped_conv import per_tensor_grouped_convs
@@ -64,6 +65,8 @@ def per_tensor_grouped_convs(flatbuffer):
         if w.type != schema.TensorType.INT8 or old.size < 2:
             continue  # not int8, or already per tensor
         buf = _own_buffer(model, w, original, claimed, schema)
+        if buf is None:
+            continue  # a filter computed at run time: nothing to requantize
         q = np.frombuffer(bytes(bytearray(buf.data)), np.int8).reshape(list(w.shape))
         peak = np.max(np.abs(q.reshape(len(old), -1)).astype(np.float64) * old[:, None])
         new = max(peak, 1e-30) / 127.0
