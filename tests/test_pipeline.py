@@ -58,6 +58,19 @@ def test_pipeline_runs_every_stage_then_skips_finished_ones(tmp_path):
     assert card["int8_bytes"] == (run / "export" / "model_int8.tflite").stat().st_size
     assert card["params"] == results["prune"]["params"] and len(card["class_names"]) == 10
     assert "model_card.md" in report
+    # the teacher, scored on the images of the int8 rows, and the gap the report states
+    import keras
+
+    from keras_caps.lite.evaluate import keras_accuracy
+    from keras_caps.runs.pipeline import search_count
+
+    xte, yte = data[1]
+    start, n = search_count(_config(tmp_path), xte), results["evaluate"]["examples"]
+    teacher = keras.saving.load_model(str(run / "teacher" / "best.keras"), compile=False)
+    want = keras_accuracy(teacher, xte[start:start + n], yte[start:start + n])
+    assert results["evaluate"]["teacher_accuracy"] == pytest.approx(want)
+    gap = f"The teacher scores {want:.4f} on the same {n:,} test images as the int8 rows"
+    assert gap in report and gap in (run / "report" / "summary.md").read_text()
     # A re-run skips everything finished: no stage is redone, results are the same.
     mtime = (run / "teacher" / "best.keras").stat().st_mtime
     again = pipeline(_config(tmp_path), datasets_override=data)
@@ -145,6 +158,45 @@ def test_pruning_ratio_zero_passes_the_student_through_to_export(tmp_path):
     card = json.loads((run / "export" / "model_card.json").read_text())
     assert card["model"].endswith("student, not pruned") and "pruned at" not in card["recipe"]
     assert PipelineConfig.from_preset("cpu", model_dir="unused").pruning_ratio == 0.0
+
+
+def test_with_validation_examples_every_stage_scores_the_pipelines_held_out_images(tmp_path):
+    """The stages get the pipeline's split as it is: the teacher trains on the training head
+    and is scored on the held-out tail, as the int8 rows are (no second hold-out)."""
+    import keras
+
+    from keras_caps.lite.evaluate import keras_accuracy
+
+    train_split = _data(64)
+    results = pipeline(_config(tmp_path, validation_examples=16, stages=["teacher"]),
+                       datasets_override=(train_split, _data(8, 1)))
+    teacher = keras.saving.load_model(results["teacher"]["model"], compile=False)
+    assert results["teacher"]["accuracy"] == pytest.approx(
+        keras_accuracy(teacher, train_split[0][48:], train_split[1][48:]))
+    assert results["teacher"]["train_examples"] == 48
+
+
+def test_report_names_the_validation_split_and_states_the_teacher_gap():
+    """With --validation_examples the report says which images it trained and evaluated on
+    (not "test"), and the gap line compares int8 TFLite Micro with the teacher on the same
+    images."""
+    from keras_caps.runs.pipeline_report import columns, data_line, teacher_gap_line
+
+    config = PipelineConfig.from_preset("quick", model_dir="unused", train_examples=22000,
+                                        validation_examples=2000)
+    assert data_line(config) == ("20000 training and 2000 validation images (the last 2000 of "
+                                 "the first 22000 training images; the test split was not read)")
+    assert data_line(PipelineConfig.from_preset("quick", model_dir="unused")) == \
+        "20000 training and 2000 test images"
+    assert dict((k, h) for k, h, _ in columns("validation"))["accuracy"] == "validation acc."
+    results = {"evaluate": {"examples": 1000, "teacher_accuracy": 0.882,
+                            "int8": {"tflm_accuracy": 0.854}}}
+    assert teacher_gap_line(results, "validation") == (
+        "The teacher scores 0.8820 on the same 1,000 validation images as the int8 rows: int8 "
+        "in TFLite Micro (0.8540) is 2.80 points below it.")
+    results["evaluate"]["int8"]["tflm_accuracy"] = 0.9
+    assert teacher_gap_line(results).endswith("(0.9000) is 1.80 points above it.")
+    assert teacher_gap_line({"evaluate": {"int8": {"tflm_accuracy": 0.9}}}) == ""  # older run
 
 
 def test_cpu_preset_reads_every_image_and_trains_the_s_student_from_the_teacher_channels():

@@ -235,6 +235,15 @@ def test_validation_examples_hold_out_the_training_tail(tmp_path):
     np.testing.assert_array_equal(yt, train_split[1][:30])
     assert datasets.evaluation_split(fv) == "validation"
     assert datasets.evaluation_split(_config(tmp_path)) == "test"
+    # what load_datasets returns is already split: passed on (as the pipeline's stages do)
+    # it is used as it is, not split a second time
+    assert isinstance((xt, yt), tuple) and isinstance(
+        datasets.load_datasets(fv, datasets_override=(train_split, test_split)),
+        datasets.PreparedSplits)
+    again = datasets.load_datasets(fv, datasets_override=datasets.load_datasets(
+        fv, datasets_override=(train_split, test_split)))
+    assert len(again[0][0]) == 30 and len(again[1][0]) == 10
+    np.testing.assert_array_equal(again[1][0], train_split[0][30:])
     with pytest.raises(ValueError, match="validation_examples=40 must lie in"):
         datasets.load_datasets(_config(tmp_path, validation_examples=40),
                                datasets_override=(train_split, test_split))

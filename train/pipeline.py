@@ -38,7 +38,7 @@ image-classification dataset, folder:PATH, npz:PATH) with --image_size, --graysc
 the int8 export calibrates on the same training images, e.g.
     python -m train.pipeline --model_dir=runs/mine --dataset=folder:my_images \
         --image_size=24 --grayscale
-(the quick preset reads at most 20,000 training and 2,000 test images). A folder larger than
+(the quick preset reads at most 20,000 training images and the whole test split). A folder larger than
 memory: --stream trains the teacher, the student and the pruned student from disk, batch by
 batch; the quantize, export and evaluate stages read the first 2,000 training images (more
 when calibration or QAT needs them) and the test split into memory.

@@ -148,6 +148,14 @@ def stream_sample_size(config):
                int(config.qat_examples) if config.qat_epochs else 0)
 
 
+class PreparedSplits(tuple):
+    """The (train, evaluation) splits `load_datasets` returns: preprocessed and, with
+    validation_examples, already held out. Passed on as another run's `datasets_override`
+    (the pipeline's and the studies' stages) they are used as they are; a plain tuple override
+    with validation_examples is split again (its training tail held out), so a stage does not
+    hold out a second validation split from its training images."""
+
+
 def load_datasets(config, datasets_override=None, num_classes=None, hint="", seed=0,
                   stream_ok=False):
     """((train images, labels), (evaluation images, labels)) of a run.
@@ -164,7 +172,8 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
             they are returned instead of arrays (`load_streamed`); without it --stream is a
             ConfigError.
     Returns:
-        The two splits, every label checked; loaded data preprocessed (`preprocess`).
+        The two splits as `PreparedSplits`, every label checked; loaded data preprocessed
+        (`preprocess`).
 
     Example:
         >>> train, test = load_datasets(DataConfig(train_examples=1000))  # doctest: +SKIP
@@ -187,7 +196,7 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
     held_out = config.validation_examples
     datasets = datasets_override or (split("train", config.train_examples),
                                      None if held_out else split("test", config.test_examples))
-    if held_out:
+    if held_out and not isinstance(datasets_override, PreparedSplits):
         datasets = validation_split(datasets[0], held_out)
     num_classes = num_classes or dataset_info(config).num_classes
     datasets = tuple(  # images uint8 or float in [0, 1], finite; integer labels in range
@@ -195,9 +204,9 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
                                  hint=f" for {config.dataset}{hint}")
         for name, (images, labels) in zip(("training", evaluation_split(config)), datasets))
     # an override is taken as prepared (the pipeline passes its preprocessed arrays on)
-    return datasets if datasets_override else preprocess(config, datasets, seed)
+    return PreparedSplits(datasets if datasets_override else preprocess(config, datasets, seed))
 
 
 __all__ = ["class_names", "dataset_info", "evaluation_split", "head_images", "image_shape_of",
-           "in_memory", "load_datasets", "load_streamed", "preprocess", "refuse_stream", "split_shape",
+           "in_memory", "load_datasets", "PreparedSplits", "load_streamed", "preprocess", "refuse_stream", "split_shape",
            "stream_sample_size", "validation_split"]

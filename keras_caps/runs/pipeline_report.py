@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from keras_caps.io_utils import markdown_table, write_json, write_text
+from keras_caps.runs.datasets import evaluation_split
 from keras_caps.schedules import steps_for_epochs
 
 COLUMNS = [
@@ -23,6 +24,39 @@ COLUMNS = [
     ("arena_bytes", "TFLM arena", ",d"), ("latency_ms", "ms / image (1 thread)", ".3f"),
     ("seconds", "stage time (s)", ".0f"),
 ]
+
+
+def columns(split="test"):
+    """COLUMNS with "test" replaced by the evaluated split ("validation" with
+    --validation_examples)."""
+    return [(key, head.replace("test", split), fmt) for key, head, fmt in COLUMNS]
+
+
+def data_line(config):
+    """Which images the run trained and evaluated on, e.g. "20000 training and 2000 test
+    images" or, with --validation_examples, "20000 training and 2000 validation images (the
+    last 2000 of the first 22000 training images; the test split was not read)"."""
+    held = config.validation_examples
+    if not held:
+        return (f"{config.train_examples or 'all'} training and {config.test_examples or 'all'} "
+                "test images")
+    first = f"the first {config.train_examples}" if config.train_examples else "all the"
+    trained = f"{config.train_examples - held}" if config.train_examples else f"all but {held}"
+    return (f"{trained} training and {held} validation images (the last {held} of {first} "
+            "training images; the test split was not read)")
+
+
+def teacher_gap_line(results, split="test"):
+    """"The teacher scores T on the same N <split> images: int8 in TFLite Micro is D points
+    below it." ("" when the evaluate stage has no teacher accuracy, e.g. an older run)."""
+    ev = results.get("evaluate", {})
+    teacher, tflm = ev.get("teacher_accuracy"), ev.get("int8", {}).get("tflm_accuracy")
+    if teacher is None or tflm is None:
+        return ""
+    gap = 100.0 * (teacher - tflm)
+    side = f"{gap:.2f} points below it" if gap >= 0 else f"{-gap:.2f} points above it"
+    return (f"The teacher scores {teacher:.4f} on the same {ev.get('examples', 0):,} {split} "
+            f"images as the int8 rows: int8 in TFLite Micro ({tflm:.4f}) is {side}.")
 
 
 def final_student(results):
@@ -147,7 +181,8 @@ def pipeline_card(config, results):
         else model.input_shape[0][1:],
         training_data=f"{results.get('teacher', {}).get('train_examples') or config.train_examples or 'all'} "
                       "training images",
-        evaluation=f"{e.get('examples', '?')} test images the quantization search did not use "
+        evaluation=f"{e.get('examples', '?')} {evaluation_split(config)} images the "
+                   "quantization search did not use "
                    f"(float: the {final_student(results)} Keras model on the same images)",
         recipe=recipe, accuracy=accuracy, params=p["params"], flops=p.get("flops"),
         int8_bytes=x["int8"]["bytes"], arena_bytes=int8.get("arena_bytes"),
@@ -174,8 +209,10 @@ def write_report(config, out, results, data=None):
     from keras_caps.runs import optimization
 
     os.makedirs(out, exist_ok=True)
+    split = evaluation_split(config)
     rows = summary_rows(results)
-    table = markdown_table(rows, COLUMNS)
+    table = markdown_table(rows, columns(split))
+    gap = teacher_gap_line(results, split)
     pngs = {}
     points = [(r["stage"], r["bytes"], r["accuracy"]) for r in rows if r.get("bytes")]
     if points:
@@ -197,8 +234,7 @@ def write_report(config, out, results, data=None):
     pngs.update(confusion["pngs"])
     lines = [
         "# keras-caps pipeline report", "",
-        f"Dataset {config.dataset}: {config.train_examples or 'all'} training and "
-        f"{config.test_examples or 'all'} test images; preset {config.preset}; teacher "
+        f"Dataset {config.dataset}: {data_line(config)}; preset {config.preset}; teacher "
         f"{config.epochs} epochs ({config.batch_policy}), student {config.student_epochs or config.epochs} "
         f"epochs ({results.get('student', {}).get('label', 'transfer + distillation')}, "
         f"T={config.temperature}), "
@@ -207,11 +243,12 @@ def write_report(config, out, results, data=None):
            f"{config.retrain_epochs} epochs)")
         + f", PoT approach {config.approach} with tolerance {config.tolerance} points.", "",
         table, "",
-        "Accuracies: Keras rows on all the test images the pipeline used; the PoT and int8 "
-        "rows on the test images the bit-width search did not use "
+        f"Accuracies: Keras rows on all the {split} images the pipeline used; the PoT and "
+        f"int8 rows on the {split} images the bit-width search did not use "
         f"({ev.get('examples', '?')} for the TFLite rows, with LiteRT), where the "
         f"{final_student(results)} float model "
-        f"scores {results.get('quantize', {}).get('float_test_accuracy', float('nan')):.4f}.",
+        f"scores {results.get('quantize', {}).get('float_test_accuracy', float('nan')):.4f}."
+        + (f" {gap}" if gap else ""),
         "",
     ]
     for mode in ("int8", "int8_pot"):
@@ -228,7 +265,7 @@ def write_report(config, out, results, data=None):
                 f"{ev[mode].get('accuracy', float('nan')):.4f} in LiteRT "
                 f"({ev[mode].get('litert_nodelegate_accuracy', float('nan')):.4f} without its "
                 "default XNNPACK delegate) on "
-                f"{ev[mode].get('tflm_examples', ev.get('examples', 0)):,} test images; "
+                f"{ev[mode].get('tflm_examples', ev.get('examples', 0)):,} {split} images; "
                 f"TFLM = LiteRT argmax on "
                 f"{ev[mode].get('tflm_argmax_agreement', float('nan')):.3f} of them."
                 if arena else f"{mode}: TFLite Micro did not run: {ev[mode].get('tflm_error')}")
@@ -253,7 +290,7 @@ def write_report(config, out, results, data=None):
     report_path = os.path.join(out, "report.md")
     write_text(report_path, "\n".join(lines))
     summary_path = os.path.join(out, "summary.md")
-    write_text(summary_path, table + "\n")
+    write_text(summary_path, table + "\n" + (f"\n{gap}\n" if gap else ""))
     write_json(os.path.join(out, "summary.json"), rows)
     return {"report": report_path, "summary_md": summary_path, "rows": rows, "pngs": pngs,
             "dead_percentages": dead, "model_card": card_paths.get("json")}
