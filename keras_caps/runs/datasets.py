@@ -207,6 +207,6 @@ def load_datasets(config, datasets_override=None, num_classes=None, hint="", see
     return PreparedSplits(datasets if datasets_override else preprocess(config, datasets, seed))
 
 
-__all__ = ["class_names", "dataset_info", "evaluation_split", "head_images", "image_shape_of",
-           "in_memory", "load_datasets", "PreparedSplits", "load_streamed", "preprocess", "refuse_stream", "split_shape",
-           "stream_sample_size", "validation_split"]
+__all__ = ["PreparedSplits", "class_names", "dataset_info", "evaluation_split", "head_images",
+           "image_shape_of", "in_memory", "load_datasets", "load_streamed", "preprocess",
+           "refuse_stream", "split_shape", "stream_sample_size", "validation_split"]
