@@ -187,6 +187,9 @@ def test_report_names_the_validation_split_and_states_the_teacher_gap():
     assert data_line(config) == ("20000 training and 2000 validation images (the last 2000 of "
                                  "the first 22000 training images; the test split was not read)")
     assert data_line(PipelineConfig.from_preset("quick", model_dir="unused")) == \
+        "20000 training and all test images"  # the quick preset scores on the whole split
+    assert data_line(PipelineConfig.from_preset("quick", model_dir="unused",
+                                                test_examples=2000)) == \
         "20000 training and 2000 test images"
     assert dict((k, h) for k, h, _ in columns("validation"))["accuracy"] == "validation acc."
     results = {"evaluate": {"examples": 1000, "teacher_accuracy": 0.882,
