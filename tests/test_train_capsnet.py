@@ -237,9 +237,8 @@ def test_validation_examples_hold_out_the_training_tail(tmp_path):
     assert datasets.evaluation_split(_config(tmp_path)) == "test"
     # what load_datasets returns is already split: passed on (as the pipeline's stages do)
     # it is used as it is, not split a second time
-    assert isinstance((xt, yt), tuple) and isinstance(
-        datasets.load_datasets(fv, datasets_override=(train_split, test_split)),
-        datasets.PreparedSplits)
+    assert isinstance(datasets.load_datasets(fv, datasets_override=(train_split, test_split)),
+                      datasets.PreparedSplits)
     again = datasets.load_datasets(fv, datasets_override=datasets.load_datasets(
         fv, datasets_override=(train_split, test_split)))
     assert len(again[0][0]) == 30 and len(again[1][0]) == 10
