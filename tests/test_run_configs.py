@@ -112,6 +112,22 @@ def test_list_flags_become_typed_tuples():
         KdStudyConfig(model_dir="r", batch_sizes=["8", "big"])
 
 
+def test_deep_capsnet_strides_and_weight_sharing_reach_the_model_and_config_json():
+    from keras_caps.runs.models import build_model
+
+    config = TrainConfig(model_dir="r", model="deep_capsnet", num_capsules=2, capsule_dim=4,
+                         backbone_filters="4,8,8,8", backbone_strides="1,2,1,2", class_dim=4,
+                         weight_sharing=True, decoder="none")
+    model = build_model(config, (28, 28, 1), 10)
+    # 28 -> 28 -> 14 -> 14 -> 7, then 3x3 / 2 primary capsules: a 3 x 3 grid of 2 types
+    assert model.get_layer("primary_caps").output[0].shape[1:] == (3, 3, 2, 4)
+    # weight sharing: one (J, D, class_dim) transform per capsule type, not per position
+    assert model.get_layer("class_caps").count_params() == 2 * 10 * 4 * 4
+    assert config.run_config()["architecture"]["backbone_strides"] == [1, 2, 1, 2]
+    # at the default strides config.json is what it was, so runs recorded before resume
+    assert "backbone_strides" not in TrainConfig(model_dir="r").run_config()["architecture"]
+
+
 @pytest.mark.parametrize("cls, values, message", [
     (TrainConfig, {}, "--model_dir is required: the folder for checkpoints and results."),
     (PruneConfig, {}, "--model_dir is required: the folder for every stage and the report."),
@@ -134,6 +150,8 @@ def test_list_flags_become_typed_tuples():
     (KdStudyConfig, {"kd_methods": []}, "--kd_methods must name some of"),
     (FastrcapsStudyConfig, {"policies": ["one_cycle"]}, "needs the 'fixed' baseline"),
     (VanishingConfig, {}, "needs --model=deep_capsnet"),
+    (TrainConfig, {"model": "deep_capsnet", "backbone_strides": "1,2"},
+     r"one stride per --backbone_filters width: got 2 strides \[1, 2\] for 3 widths"),
     (VanishingConfig, {"model": "deep_capsnet", "init_std": 0.5, "init_gain": 2.0},
      "at most one of --init_std and --init_gain"),
 ])

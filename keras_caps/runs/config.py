@@ -225,7 +225,7 @@ class ModelConfig(Config):
 
     model: "capsnet" (Sabour; conv_filters, conv_kernel, primary_capsules, primary_dim,
     primary_kernel, weight_sharing), "deep_capsnet" (paper 003; num_capsules C, capsule_dim D,
-    num_intermediate I, backbone_filters) or "mcu_capsnet" (mcu_size S / M / L); class_dim,
+    num_intermediate I, backbone_filters, backbone_strides, weight_sharing) or "mcu_capsnet" (mcu_size S / M / L); class_dim,
     routings and decoder ("full", "reduced", "none") for all. init_length: the data-dependent
     capsule-length init of a fresh model (0: off). recon_weight: weight of the reconstruction
     loss.
@@ -242,6 +242,7 @@ class ModelConfig(Config):
     capsule_dim: int = 8
     num_intermediate: int = 0
     backbone_filters: tuple = (64, 128, 128)
+    backbone_strides: tuple = (1, 2, 1)
     class_dim: int = 16
     routings: int = 3
     decoder: str = "full"
@@ -258,6 +259,13 @@ class ModelConfig(Config):
         check_choice("mcu_size", self.mcu_size, self.MCU_SIZES)
         check_choice("decoder", self.decoder, self.DECODERS)
         set_field(self, "backbone_filters", as_tuple("backbone_filters", self.backbone_filters, int))
+        set_field(self, "backbone_strides", as_tuple("backbone_strides", self.backbone_strides, int))
+        if (self.model == "deep_capsnet"
+                and len(self.backbone_strides) != len(self.backbone_filters)):
+            raise ConfigError(
+                f"--backbone_strides needs one stride per --backbone_filters width: got "
+                f"{len(self.backbone_strides)} strides {list(self.backbone_strides)} for "
+                f"{len(self.backbone_filters)} widths {list(self.backbone_filters)}.")
         if not 0.0 <= (self.init_length or 0.0) < 1.0:
             raise ConfigError(f"--init_length must lie in [0, 1) (0: off; capsule lengths are "
                               f"below 1), got {self.init_length}.")

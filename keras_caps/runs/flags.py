@@ -147,6 +147,7 @@ def define_model_group():
     _integer(c, "capsule_dim", "deep_capsnet: D.")
     _integer(c, "num_intermediate", "deep_capsnet: I, IntermediateCaps layers.")
     _list(c, "backbone_filters", "deep_capsnet: backbone widths.")
+    _list(c, "backbone_strides", "deep_capsnet: backbone strides, one per width.")
     _integer(c, "class_dim", "Class capsule dimension.")
     _integer(c, "routings", "Routing iterations.")
     _enum(c, "decoder", c.DECODERS, "Reconstruction decoder.")
@@ -157,7 +158,7 @@ def define_model_group():
            "the initializer's scale. The Sabour CapsNet starts with saturated "
            "class capsules (mean length ~0.96) and trains far faster with 0.5.")
     _float(c, "recon_weight", "Weight of the sum-of-squares reconstruction loss.")
-    _bool(c, "weight_sharing", "Share class-capsule transforms over positions.")
+    _bool(c, "weight_sharing", "Share class-capsule transforms over positions (capsnet, deep_capsnet).")
 
 
 @_group

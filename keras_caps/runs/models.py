@@ -22,7 +22,7 @@ def check_input_size(config, input_shape):
 
         check_deep_capsnet_size(input_shape, MCU_SIZES[config.mcu_size]["backbone_strides"])
     else:
-        check_deep_capsnet_size(input_shape)
+        check_deep_capsnet_size(input_shape, tuple(config.backbone_strides))
 
 
 def check_loaded_model(model, path, flag, dataset, image_shape, num_classes=None):
@@ -66,6 +66,7 @@ def build_model(config, input_shape, num_classes):
         config.num_capsules, config.capsule_dim, config.num_intermediate,
         input_shape=input_shape, num_classes=num_classes,
         backbone_filters=tuple(config.backbone_filters),
+        backbone_strides=tuple(config.backbone_strides), weight_sharing=config.weight_sharing,
         class_dim=config.class_dim, routings=config.routings, decoder=decoder,
     )
 

@@ -33,6 +33,8 @@ ARCHITECTURE_FIELDS = ("model", "conv_filters", "conv_kernel", "primary_capsules
 DATA_FIELDS = ("dataset", "train_examples", "test_examples", "validation_examples", "image_size",
                "grayscale", "channels", "test_fraction", "balance", "denoise",
                "remove_constant_features")
+# recorded only when not at their defaults, so that runs recorded before them still resume
+LATER_ARCHITECTURE_FIELDS = ("backbone_strides",)
 TRAINING_FIELDS = ("optimizer", "learning_rate", "lr_policy", "batch_policy", "recon_weight")
 
 
@@ -77,6 +79,11 @@ class TrainConfig(RunDirConfig, OptimizationConfig, ModelConfig, DataConfig, Com
         error)."""
         def section(names):
             return {n: _recorded(n, getattr(self, n)) for n in names}
+
+        if architecture is ARCHITECTURE_FIELDS:
+            default = ModelConfig()
+            architecture += tuple(n for n in LATER_ARCHITECTURE_FIELDS
+                                  if getattr(self, n) != getattr(default, n))
 
         return {"architecture": section(architecture), "data": section(data),
                 "training": section(training), **extra}
