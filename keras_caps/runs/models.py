@@ -62,12 +62,34 @@ def build_model(config, input_shape, num_classes):
             routings=config.routings, weight_sharing=config.weight_sharing,
             decoder=decoder,
         )
-    return deep_capsnet(
-        config.num_capsules, config.capsule_dim, config.num_intermediate,
-        input_shape=input_shape, num_classes=num_classes,
-        backbone_filters=tuple(config.backbone_filters),
+    return deep_capsnet(**deep_capsnet_arguments(config, input_shape, num_classes))
+
+
+def deep_capsnet_arguments(config, input_shape, num_classes):
+    """The `keras_caps.models.deep_capsnet` keyword arguments a ModelConfig describes.
+
+    Args:
+        config: a ModelConfig (any run config): C, D, I, the backbone widths and strides,
+            weight sharing and the class-capsule head.
+        input_shape: (H, W, C) of the images.
+        num_classes: J, the number of class capsules.
+    Returns:
+        A dict for `deep_capsnet(**arguments)`; a caller may replace entries (the vanishing
+        study's grafts take the widths of their source model).
+
+    Example:
+        >>> args = deep_capsnet_arguments(TrainConfig(model_dir="x", model="deep_capsnet"),
+        ...                               (28, 28, 1), 10)
+        >>> args["backbone_strides"]
+        (1, 2, 1)
+    """
+    return dict(
+        num_capsules=config.num_capsules, capsule_dim=config.capsule_dim,
+        num_intermediate=config.num_intermediate, input_shape=tuple(input_shape),
+        num_classes=num_classes, backbone_filters=tuple(config.backbone_filters),
         backbone_strides=tuple(config.backbone_strides), weight_sharing=config.weight_sharing,
-        class_dim=config.class_dim, routings=config.routings, decoder=decoder,
+        class_dim=config.class_dim, routings=config.routings,
+        decoder=None if config.decoder == "none" else config.decoder,
     )
 
 

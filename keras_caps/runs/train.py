@@ -72,18 +72,19 @@ class TrainConfig(RunDirConfig, OptimizationConfig, ModelConfig, DataConfig, Com
                      lr_policy="cosine", lr_min=1e-5, augment_shift=2, init_length=0.5),
     }
 
-    def run_config(self, architecture=ARCHITECTURE_FIELDS, data=DATA_FIELDS,
+    def run_config(self, architecture=None, data=DATA_FIELDS,
                    training=TRAINING_FIELDS, **extra):
         """The run's config.json sections {"architecture", "data", "training", **extra}
         (keras_caps.training.run_dir writes them; a resume with any of them changed is an
-        error)."""
+        error). architecture: the field names to record; None (train's own) records
+        ARCHITECTURE_FIELDS and those of LATER_ARCHITECTURE_FIELDS not at their defaults."""
         def section(names):
             return {n: _recorded(n, getattr(self, n)) for n in names}
 
-        if architecture is ARCHITECTURE_FIELDS:
+        if architecture is None:  # train's own: the later fields only where they were set
             default = ModelConfig()
-            architecture += tuple(n for n in LATER_ARCHITECTURE_FIELDS
-                                  if getattr(self, n) != getattr(default, n))
+            architecture = ARCHITECTURE_FIELDS + tuple(
+                n for n in LATER_ARCHITECTURE_FIELDS if getattr(self, n) != getattr(default, n))
 
         return {"architecture": section(architecture), "data": section(data),
                 "training": section(training), **extra}

@@ -150,17 +150,17 @@ def build_deep(config, input_shape, num_classes, num_intermediate, backbone_filt
                num_capsules=None):
     """deep_capsnet of the config (widths overridable), IntermediateCaps init per the config."""
     from keras_caps.models import deep_capsnet
+    from keras_caps.runs.models import deep_capsnet_arguments
 
-    decoder = None if config.decoder == "none" else config.decoder
+    arguments = deep_capsnet_arguments(config, input_shape, num_classes)
     num_capsules = num_capsules or config.num_capsules
-    return deep_capsnet(
-        num_capsules, config.capsule_dim, num_intermediate,
-        input_shape=input_shape, num_classes=num_classes,
+    arguments.update(
+        num_capsules=num_capsules, num_intermediate=num_intermediate,
         backbone_filters=tuple(int(f) for f in (backbone_filters or config.backbone_filters)),
-        class_dim=config.class_dim, routings=config.routings, decoder=decoder,
         intermediate_initializer=intermediate_initializer(config, num_capsules,
                                                           config.capsule_dim),
     )
+    return deep_capsnet(**arguments)
 
 
 def dead_probe(config, datasets):
