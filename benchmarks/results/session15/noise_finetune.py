@@ -1,8 +1,10 @@
-"""Fine-tunes the shipped S model with Gaussian activation noise (a noise-robust int8 try).
+"""Fine-tunes a shipped model with Gaussian activation noise (a noise-robust int8 try).
 
-PYTHONPATH=. python benchmarks/results/session15/noise_finetune.py NOISE EPOCHS OUT.keras
+PYTHONPATH=. python benchmarks/results/session15/noise_finetune.py NOISE EPOCHS OUT.keras [NAME]
 
-NOISE is the noise std in int8 steps of each noised tensor (the input, relu1-3 and the primary
+NAME is a shipped model (default fashion_mnist_mcu_s).
+
+NOISE is the noise std in int8 steps of each noised tensor (the input, every ReLU and the primary
 capsules); a step is the tensor's calibrated range / 255, measured on 2,000 training images.
 Fine-tunes on the first 55,000 training images (the last 5,000 stay out for the choice), margin
 loss, Adam, cosine LR 2e-4 -> 1e-6, batch 64, random shifts of 2 px. The noise layers are
@@ -23,12 +25,12 @@ noise, epochs, out = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 x, y = data.load_arrays("fashion_mnist", "train")
 x = x.astype("float32") / 255.0
 xt, yt = x[:55000], y[:55000]
-model = pretrained("fashion_mnist_mcu_s")
-names = ["relu1", "relu2", "relu3"]
+model = pretrained(sys.argv[4] if len(sys.argv) > 4 else "fashion_mnist_mcu_s")
+names = [layer.name for layer in model.layers if layer.name.startswith("relu")]
 probe = keras.Model(model.input, [model.get_layer(n).output for n in names]
                     + [model.get_layer("primary_caps").output[0]])
 acts = probe.predict(x[:2000], batch_size=256, verbose=0)
-steps = [float(np.max(a) / 255.0) for a in acts[:3]] + [float(2 * np.max(np.abs(acts[3])) / 255.0)]
+steps = [float(np.max(a) / 255.0) for a in acts[:-1]] + [float(2 * np.max(np.abs(acts[-1])) / 255.0)]
 print("steps", dict(zip(names + ["primary"], steps)), flush=True)
 
 inp = keras.Input((28, 28, 1))
@@ -37,7 +39,7 @@ for layer in model.layers[1:]:
     if layer.name == "primary_caps":
         h = layer(h)[0]
         if noise:
-            h = keras.layers.GaussianNoise(noise * steps[3])(h)
+            h = keras.layers.GaussianNoise(noise * steps[-1])(h)
         continue
     h = layer(h)
     if noise and layer.name in names:
