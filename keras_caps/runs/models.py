@@ -49,7 +49,7 @@ def build_model(config, input_shape, num_classes):
     """
     from keras_caps.models import capsnet, deep_capsnet, mcu_capsnet
 
-    decoder = None if config.decoder == "none" else config.decoder
+    decoder = _decoder(config)
     if config.model == "mcu_capsnet":
         return mcu_capsnet(config.mcu_size, input_shape=input_shape, num_classes=num_classes,
                            routings=config.routings, decoder=decoder)
@@ -63,6 +63,11 @@ def build_model(config, input_shape, num_classes):
             decoder=decoder,
         )
     return deep_capsnet(**deep_capsnet_arguments(config, input_shape, num_classes))
+
+
+def _decoder(config):
+    """The model builders' `decoder` argument: None for --decoder=none, else its name."""
+    return None if config.decoder == "none" else config.decoder
 
 
 def deep_capsnet_arguments(config, input_shape, num_classes):
@@ -89,7 +94,7 @@ def deep_capsnet_arguments(config, input_shape, num_classes):
         num_classes=num_classes, backbone_filters=tuple(config.backbone_filters),
         backbone_strides=tuple(config.backbone_strides), weight_sharing=config.weight_sharing,
         class_dim=config.class_dim, routings=config.routings,
-        decoder=None if config.decoder == "none" else config.decoder,
+        decoder=_decoder(config),
     )
 
 

@@ -6,12 +6,14 @@ import sys
 import numpy as np
 
 from keras_caps import data
+from keras_caps.data.images import unit_images
 from keras_caps.lite import evaluate as ev
 from keras_caps.models import pretrained
+from keras_caps.models.heads import classifier
 
 name = sys.argv[1]
 x, _ = data.load_arrays("fashion_mnist", "test")
-scores = pretrained(name).predict(x.astype("float32") / 255.0, batch_size=256, verbose=0)["lengths"]
+scores = classifier(pretrained(name)).predict(unit_images(x), batch_size=256, verbose=0)
 top2 = np.sort(scores, -1)[:, -2:]
 margin = top2[:, 1] - top2[:, 0]
 fb = open(f"keras_caps/pretrained_models/{name}_int8.tflite", "rb").read()

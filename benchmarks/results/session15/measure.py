@@ -15,7 +15,9 @@ import numpy as np
 
 from benchmarks.int8_measure import int8_measurements
 from keras_caps import data
+from keras_caps.data.images import unit_images
 from keras_caps.lite import evaluate as ev
+from keras_caps.models.heads import classifier
 
 train_x, train_y = data.load_arrays("fashion_mnist", "train")
 splits = {"val": (train_x[55000:], train_y[55000:]), "test": data.load_arrays("fashion_mnist", "test")}
@@ -27,8 +29,8 @@ for path in sys.argv[1:]:
         f.write(fb)
     row = dict(model=path, bytes=int8["bytes"], arena=int8["arena_bytes"])
     for split, (x, y) in splits.items():
-        scores = model.predict(x.astype("float32") / 255.0, batch_size=256, verbose=0)
-        pred = {"float": np.argmax(scores["lengths"] if isinstance(scores, dict) else scores, -1)}
+        scores = classifier(model).predict(unit_images(x), batch_size=256, verbose=0)
+        pred = {"float": np.argmax(scores, -1)}
         for k in ("default", "ref"):
             pred[k] = np.argmax(ev.predict_litert(fb, x, kernels=k), -1)
         row[split] = dict(accuracy={k: float(np.mean(v == y)) for k, v in pred.items()},

@@ -20,6 +20,7 @@ from keras_caps import data
 from keras_caps.data.augmentation import random_shift
 from keras_caps.losses import MarginLoss
 from keras_caps.models import pretrained
+from keras_caps.models.heads import classifier
 
 noise, epochs, out = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 x, y = data.load_arrays("fashion_mnist", "train")
@@ -62,7 +63,6 @@ def batches():
 t0 = time.time()
 noisy.fit(batches(), steps_per_epoch=per_epoch, epochs=epochs, verbose=2)
 print("train_s", round(time.time() - t0), flush=True)
-scores = model.predict(x[55000:], batch_size=256, verbose=0)
-val = np.argmax(scores["lengths"] if isinstance(scores, dict) else scores, -1)
+val = np.argmax(classifier(model).predict(x[55000:], batch_size=256, verbose=0), -1)
 print("val_accuracy", float(np.mean(val == y[55000:])), flush=True)
 model.save(out)
